@@ -1,0 +1,504 @@
+/*
+ * kvc.h -- the stable C ABI of libkvc, a tiered KV cache for LLM inference.
+ *
+ * This header is the only door into libkvc: the `kvc` CLI and the Go, Rust
+ * and Python bindings are built on it and on nothing else. It compiles as C99
+ * (-pedantic -Werror) and as C++.
+ *
+ * Conventions (see docs/c-api.md for the long form):
+ *   - Every fallible function returns an `int` status: KVC_OK (0) or one of
+ *     the stable negative KVC_ERR_* codes below. Out-parameters come first
+ *     after the handle and are named `out...`.
+ *   - Error detail: every fallible function takes a trailing `kvc_error *err`.
+ *     When `err` is not NULL it receives the code and a one-line message that
+ *     says what was wrong. The same detail is also kept per thread and read
+ *     with kvc_error_last(), which never returns NULL. Bindings whose calls may
+ *     hop threads (Go) pass `err`; C callers may use either.
+ *   - A miss is a status (KVC_ERR_NOT_FOUND), not an error: it sets
+ *     `err->code` but the message is the fixed text "not found".
+ *   - Options structs start with `uint32_t struct_size` and are initialised
+ *     with their _INIT macro; a zero field means "the library's default" and
+ *     the defaults live in the library only. A NULL options pointer means all
+ *     defaults. Structs grow only by appending fields.
+ *   - `**out` handles are owned by the caller and freed by the matching
+ *     close/free function, which accepts NULL. A pointer returned by a getter
+ *     is borrowed from its parent.
+ *   - Using a handle after it was closed returns KVC_ERR_CLOSED. (Closed
+ *     handles are kept as tombstones; after 65536 more handles of that type
+ *     have been closed a tombstone is reused, and using such a stale pointer
+ *     is undefined, as in any C library.)
+ *   - No C++ exception crosses this ABI.
+ *
+ * Thread safety is stated on each type.
+ */
+#ifndef KVC_H
+#define KVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KVC_BUILDING_LIBRARY)
+#define KVC_API __attribute__((visibility("default")))
+#else
+#define KVC_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Versions                                                                 */
+/* ------------------------------------------------------------------------ */
+
+#define KVC_VERSION_MAJOR 0
+#define KVC_VERSION_MINOR 1
+#define KVC_VERSION_PATCH 0
+#define KVC_VERSION_NUMBER \
+  (KVC_VERSION_MAJOR * 10000 + KVC_VERSION_MINOR * 100 + KVC_VERSION_PATCH)
+
+/* The library's version as "MAJOR.MINOR.PATCH"; static storage. */
+KVC_API const char *kvc_version(void);
+/* The library's version number as KVC_VERSION_NUMBER computes it. */
+KVC_API int kvc_version_number(void);
+
+/* Optional parts compiled in, as a bit set of kvc_feature. */
+typedef enum kvc_feature {
+  KVC_FEATURE_SHA256 = 1 << 0,   /* always set */
+  KVC_FEATURE_XXH3 = 1 << 1,     /* always set */
+  KVC_FEATURE_CUDA = 1 << 2,     /* built with CUDA */
+  KVC_FEATURE_GRPC = 1 << 3,     /* built with gRPC (remote tier, node) */
+  KVC_FEATURE_IO_URING = 1 << 4, /* built with liburing */
+  KVC_FEATURE_SSD = 1 << 5       /* the SSD tier */
+} kvc_feature;
+KVC_API uint32_t kvc_features(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes and errors                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Stable codes: values never change, new codes are only appended. */
+typedef enum kvc_status {
+  KVC_OK = 0,
+  KVC_ERR_INVALID_ARGUMENT = -1, /* a NULL, zero, oversize or malformed input */
+  KVC_ERR_NOT_FOUND = -2,        /* a miss: no visible block for that key */
+  KVC_ERR_PENDING = -3,          /* another writer holds the block's reservation */
+  KVC_ERR_EXISTS = -4,           /* the block is already committed */
+  KVC_ERR_NO_SPACE = -5,         /* no room: every candidate is pinned or pending */
+  KVC_ERR_TIMEOUT = -6,          /* a deadline passed */
+  KVC_ERR_CLOSED = -7,           /* the handle was closed */
+  KVC_ERR_LAYOUT = -8,           /* a buffer or layout does not fit the namespace */
+  KVC_ERR_NO_MEMORY = -9,        /* the process is out of memory */
+  KVC_ERR_INTERNAL = -10,        /* a bug: please report it */
+  KVC_ERR_UNSUPPORTED = -11,     /* not compiled in, or not possible here */
+  KVC_ERR_IO = -12,              /* an I/O error */
+  KVC_ERR_PARSE = -13,           /* malformed JSON, trace or config */
+  KVC_ERR_PERMISSION = -14,      /* wrong or missing credential */
+  KVC_ERR_QUOTA = -15,           /* a tenant quota refuses the request */
+  KVC_ERR_UNAVAILABLE = -16,     /* a node or service cannot be reached */
+  KVC_ERR_CORRUPT = -17          /* stored bytes failed their checksum */
+} kvc_status;
+
+/* The lowest (most negative) code this header defines. */
+#define KVC_STATUS_MIN KVC_ERR_CORRUPT
+
+/* A short fixed description of a status code ("not found");
+ * "unknown status" for a code this library does not know. Never NULL. */
+KVC_API const char *kvc_status_str(int status);
+/* The code's symbolic name ("KVC_ERR_NOT_FOUND"); "KVC_ERR_UNKNOWN" if unknown. */
+KVC_API const char *kvc_status_name(int status);
+
+#define KVC_ERROR_MESSAGE_MAX 256
+
+/* Error detail of one call. Caller-owned; fill it by passing it as `err`. */
+typedef struct kvc_error {
+  int32_t code;                          /* the status returned */
+  char message[KVC_ERROR_MESSAGE_MAX];   /* NUL-terminated one line */
+} kvc_error;
+
+/* The message of the last failed call on this thread ("" after a success of
+ * a call that resets it; calls that succeed do reset it). Never NULL; valid
+ * until the next kvc call on this thread. */
+KVC_API const char *kvc_error_last(void);
+/* The status of the last kvc call on this thread. */
+KVC_API int kvc_error_last_code(void);
+
+/* ------------------------------------------------------------------------ */
+/* Keys, buffers                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define KVC_KEY_BYTES 16
+/* A block key (docs/hash-spec.md): 16 bytes naming a whole token prefix. */
+typedef struct kvc_key {
+  uint8_t bytes[KVC_KEY_BYTES];
+} kvc_key;
+
+/* Writes the 32 lowercase hex digits of `key` and a NUL to `out` (33 bytes). */
+KVC_API void kvc_key_to_hex(const kvc_key *key, char out[33]);
+/* Parses 32 hex digits. KVC_ERR_INVALID_ARGUMENT on anything else. */
+KVC_API int kvc_key_from_hex(kvc_key *out, const char *hex, kvc_error *err);
+
+/* Where a buffer's memory lives. */
+typedef enum kvc_mem_kind {
+  KVC_MEM_HOST = 0,        /* ordinary or pinned host memory */
+  KVC_MEM_CUDA_DEVICE = 1  /* CUDA device memory on `device` (GPU tier) */
+} kvc_mem_kind;
+
+/* A tagged buffer descriptor. For stores the library only reads `data`. */
+typedef struct kvc_buf {
+  void *data;
+  size_t len;
+  int32_t mem;    /* kvc_mem_kind */
+  int32_t device; /* CUDA device ordinal for KVC_MEM_CUDA_DEVICE, else 0 */
+} kvc_buf;
+
+/* A host buffer descriptor literal. */
+#define KVC_HOST_BUF(ptr, length) \
+  { (void *)(ptr), (size_t)(length), KVC_MEM_HOST, 0 }
+
+/* ------------------------------------------------------------------------ */
+/* Cache                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* An embedded cache: namespaces, an index and a host-DRAM tier.
+ * Thread-safe: any number of threads may use one kvc_cache at once. */
+typedef struct kvc_cache kvc_cache;
+
+typedef struct kvc_cache_options {
+  uint32_t struct_size;
+  /* Bytes of host DRAM for blocks, allocated once at open.
+   * Default: 1 GiB. Minimum: 64 KiB. */
+  uint64_t host_capacity_bytes;
+  /* Eviction policy of the host tier: "lru", "wtinylfu", "ttl",
+   * "lru-prefix", "wtinylfu-prefix". NULL: kvc_policy_default(). */
+  const char *host_policy;
+  /* Index shards (lock stripes). Default: 64. */
+  uint32_t index_shards;
+  /* Touch every page of the arena at open so stores do not page-fault.
+   * 0: default (yes), 1: yes, 2: no. */
+  uint32_t prefault;
+  /* How long an uncommitted reservation lives. Default: 30000 ms. */
+  uint32_t reservation_timeout_ms;
+  /* How long a view's pin lives unless released. Default: 60000 ms. */
+  uint32_t pin_timeout_ms;
+  /* Period of the maintenance thread that aborts expired reservations,
+   * releases expired pins and reclaims expired blocks. Default: 100 ms. */
+  uint32_t maintenance_interval_ms;
+} kvc_cache_options;
+
+#define KVC_CACHE_OPTIONS_INIT \
+  { (uint32_t)sizeof(kvc_cache_options), 0, NULL, 0, 0, 0, 0, 0 }
+
+KVC_API int kvc_cache_open(kvc_cache **out, const kvc_cache_options *opts,
+                           kvc_error *err);
+/* Closes the cache and frees its memory. Outstanding namespaces are closed;
+ * outstanding views become invalid. NULL is accepted. Returns KVC_OK, or
+ * KVC_ERR_CLOSED when already closed. */
+KVC_API int kvc_cache_close(kvc_cache *cache);
+
+/* The names of the eviction policies, comma separated; static storage. */
+KVC_API const char *kvc_policy_names(void);
+/* The policy a tier uses when none is chosen; static storage. */
+KVC_API const char *kvc_policy_default(void);
+
+/* ------------------------------------------------------------------------ */
+/* Namespaces                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* A namespace: the set of blocks that are interchangeable (one model,
+ * weights revision, adapter, KV layout and salt). Thread-safe. */
+typedef struct kvc_namespace kvc_namespace;
+
+typedef struct kvc_namespace_options {
+  uint32_t struct_size;
+  const char *hash;     /* "sha256" (default) or "xxh3-128" */
+  const char *model;    /* required, non-empty */
+  const char *revision; /* weights revision; required, non-empty */
+  const char *adapter;  /* LoRA id and revision; NULL or "" for none */
+  /* KV layout: dtype one of fp32 fp16 bf16 fp8_e4m3 fp8_e5m2 int8. */
+  const char *dtype;
+  uint32_t layers;
+  uint32_t kv_heads;
+  uint32_t head_dim;
+  uint32_t block_tokens;
+  uint32_t shards; /* tensor-parallel shards; kv_heads % shards == 0. Default 1 */
+  const uint8_t *salt; /* may be NULL when salt_len is 0 */
+  size_t salt_len;
+  /* TTL of a block stored without one. Default: 0, no expiry. */
+  uint64_t default_ttl_ms;
+} kvc_namespace_options;
+
+#define KVC_NAMESPACE_OPTIONS_INIT                                              \
+  { (uint32_t)sizeof(kvc_namespace_options), NULL, NULL, NULL, NULL, NULL, 0, \
+    0, 0, 0, 0, NULL, 0, 0 }
+
+/* Opens (or joins) a namespace. Opening equal options twice yields two
+ * handles on one namespace (same blocks, same revision epoch).
+ * KVC_ERR_LAYOUT for an invalid layout, KVC_ERR_INVALID_ARGUMENT for
+ * missing fields. */
+KVC_API int kvc_namespace_open(kvc_namespace **out, kvc_cache *cache,
+                               const kvc_namespace_options *opts,
+                               kvc_error *err);
+/* Closes the handle; the namespace's blocks stay cached. NULL accepted.
+ * KVC_ERR_CLOSED when already closed. */
+KVC_API int kvc_namespace_close(kvc_namespace *ns);
+
+/* Facts about an open namespace. */
+typedef struct kvc_namespace_info {
+  uint32_t struct_size;
+  kvc_key seed;          /* hash of the namespace's canonical fields */
+  uint64_t block_bytes;  /* bytes of one block, all shards */
+  uint64_t shard_bytes;  /* bytes of one shard of a block: what load/store move */
+  uint32_t block_tokens;
+  uint32_t shards;
+  uint64_t epoch;        /* revision epoch, see kvc_namespace_bump_revision */
+} kvc_namespace_info;
+
+#define KVC_NAMESPACE_INFO_INIT \
+  { (uint32_t)sizeof(kvc_namespace_info), { { 0 } }, 0, 0, 0, 0, 0 }
+
+KVC_API int kvc_namespace_info_get(kvc_namespace *ns, kvc_namespace_info *out,
+                                   kvc_error *err);
+
+/* Makes every block of the namespace stored so far invisible at once (they
+ * are reclaimed in the background) and returns the new epoch. Blocks being
+ * read through views stay readable by their holders until released. */
+KVC_API int kvc_namespace_bump_revision(kvc_namespace *ns, uint64_t *out_epoch,
+                                        kvc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Keys from tokens                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Computes the keys of the full blocks of `tokens` (n_tokens / block_tokens
+ * of them; a trailing partial block has no key). `out_keys` holds
+ * `keys_cap` keys; `*out_n` receives how many were written.
+ * KVC_ERR_INVALID_ARGUMENT if fewer than block_tokens tokens or keys_cap is
+ * too small. */
+KVC_API int kvc_keys_compute(kvc_namespace *ns, kvc_key *out_keys,
+                             size_t keys_cap, size_t *out_n,
+                             const uint32_t *tokens, size_t n_tokens,
+                             kvc_error *err);
+
+/* Hashes without a cache: the seed and the keys of `opts` and `tokens`,
+ * exactly as a namespace with those options would. */
+KVC_API int kvc_hash_keys(kvc_key *out_seed, kvc_key *out_keys,
+                          size_t keys_cap, size_t *out_n,
+                          const kvc_namespace_options *opts,
+                          const uint32_t *tokens, size_t n_tokens,
+                          kvc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Match                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Tier ids reported by match. */
+typedef enum kvc_tier {
+  KVC_TIER_NONE = 0,
+  KVC_TIER_GPU = 1,
+  KVC_TIER_HOST = 2,
+  KVC_TIER_SSD = 3,
+  KVC_TIER_REMOTE = 4
+} kvc_tier;
+
+/* The longest present prefix of `keys` (a chain, key[i] following key[i-1]):
+ * `*out_blocks` receives how many leading blocks are present with every shard
+ * committed, not expired and of the namespace's current epoch. When
+ * `out_tiers` is not NULL it holds n_keys entries and receives, for each
+ * matched block, the kvc_tier that holds it (KVC_TIER_NONE past the match).
+ * A miss is not an error: the status is KVC_OK and *out_blocks is 0. */
+KVC_API int kvc_match(kvc_namespace *ns, size_t *out_blocks, uint8_t *out_tiers,
+                      const kvc_key *keys, size_t n_keys, kvc_error *err);
+
+/* As kvc_match, hashing `tokens` first (KVC_ERR_INVALID_ARGUMENT if fewer
+ * than block_tokens). `out_keys` may be NULL; otherwise it holds keys_cap
+ * keys and receives the keys of the full blocks (as kvc_keys_compute), so
+ * that the caller can load and store without hashing again. */
+KVC_API int kvc_match_tokens(kvc_namespace *ns, size_t *out_blocks,
+                             uint8_t *out_tiers, kvc_key *out_keys,
+                             size_t keys_cap, const uint32_t *tokens,
+                             size_t n_tokens, kvc_error *err);
+
+/* Matches `n_lists` key chains at once: list i is keys[offsets[i] ..
+ * offsets[i+1]) (offsets has n_lists + 1 entries); out_blocks[i] receives
+ * its match length. */
+KVC_API int kvc_match_batch(kvc_namespace *ns, size_t *out_blocks,
+                            const kvc_key *keys, const size_t *offsets,
+                            size_t n_lists, kvc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Store                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kvc_store_options {
+  uint32_t struct_size;
+  /* Time to live from commit. 0: the namespace's default_ttl_ms. */
+  uint64_t ttl_ms;
+  /* Deadline of the reservation. 0: the cache's reservation_timeout_ms. */
+  uint32_t reservation_timeout_ms;
+  /* The key of the block before this one in its chain, so prefix-aware
+   * eviction can order them; NULL if unknown or first. kvc_store_batch sets
+   * it itself from the chain. */
+  const kvc_key *parent;
+} kvc_store_options;
+
+#define KVC_STORE_OPTIONS_INIT \
+  { (uint32_t)sizeof(kvc_store_options), 0, 0, NULL }
+
+/* A reservation: the right to write one block shard. One thread at a time.
+ * Ends with exactly one of kvc_store_commit or kvc_store_abort, which free it. */
+typedef struct kvc_reservation kvc_reservation;
+
+/* Reserves (key, shard) for writing. Returns
+ *   KVC_OK            *out is a reservation whose buffer the caller fills;
+ *   KVC_ERR_EXISTS    the block is already committed (skip the write);
+ *   KVC_ERR_PENDING   another writer holds it (wait with kvc_store_wait, or
+ *                     skip);
+ *   KVC_ERR_NO_SPACE  nothing can be evicted to make room. */
+KVC_API int kvc_store_begin(kvc_namespace *ns, kvc_reservation **out,
+                            const kvc_key *key, uint32_t shard,
+                            const kvc_store_options *opts, kvc_error *err);
+/* The reservation's writable buffer: shard_bytes of host memory, valid until
+ * commit or abort. */
+KVC_API int kvc_reservation_buffer(kvc_reservation *res, kvc_buf *out,
+                                   kvc_error *err);
+/* Copies `src` (exactly shard_bytes) into the reservation's buffer. */
+KVC_API int kvc_reservation_write(kvc_reservation *res, const kvc_buf *src,
+                                  kvc_error *err);
+/* Records the checksum and makes the block visible; frees `res` whatever
+ * the outcome. KVC_ERR_TIMEOUT if the reservation's deadline passed (it was
+ * aborted). */
+KVC_API int kvc_store_commit(kvc_reservation *res, kvc_error *err);
+/* Drops the reservation; frees `res`. NULL accepted. */
+KVC_API int kvc_store_abort(kvc_reservation *res);
+
+/* One-shot store: begin, copy `src` (exactly shard_bytes), commit.
+ * KVC_ERR_EXISTS and KVC_ERR_PENDING as kvc_store_begin. */
+KVC_API int kvc_store(kvc_namespace *ns, const kvc_key *key, uint32_t shard,
+                      const kvc_buf *src, const kvc_store_options *opts,
+                      kvc_error *err);
+
+/* Stores a chain of blocks: keys[i] with srcs[i] (one shard each).
+ * out_statuses (n entries, may be NULL) receives each block's status;
+ * EXISTS and PENDING count as success for the call. Returns KVC_OK when
+ * every block is committed or already present, else the first other error. */
+KVC_API int kvc_store_batch(kvc_namespace *ns, int32_t *out_statuses,
+                            const kvc_key *keys, size_t n, uint32_t shard,
+                            const kvc_buf *srcs, const kvc_store_options *opts,
+                            kvc_error *err);
+
+/* Waits until a pending (key, shard) is committed (KVC_OK) or aborted
+ * (KVC_ERR_NOT_FOUND), at most timeout_ms (KVC_ERR_TIMEOUT). */
+KVC_API int kvc_store_wait(kvc_namespace *ns, const kvc_key *key,
+                           uint32_t shard, uint32_t timeout_ms, kvc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Load, views, delete                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Copies the block shard into `dst` (exactly shard_bytes), pinning it for
+ * the copy. KVC_ERR_NOT_FOUND on a miss. */
+KVC_API int kvc_load(kvc_namespace *ns, const kvc_key *key, uint32_t shard,
+                     const kvc_buf *dst, kvc_error *err);
+
+/* Loads keys[i] into dsts[i]. out_statuses (n entries, may be NULL) receives
+ * each block's status; *out_loaded (may be NULL) the number of leading
+ * blocks loaded. A miss is not an error for the call: it returns KVC_OK
+ * unless an input is invalid. */
+KVC_API int kvc_load_batch(kvc_namespace *ns, int32_t *out_statuses,
+                           size_t *out_loaded, const kvc_key *keys, size_t n,
+                           uint32_t shard, const kvc_buf *dsts,
+                           kvc_error *err);
+
+/* A zero-copy view of a pinned block shard. The bytes at `data` stay valid
+ * and unchanged until kvc_view_release or the pin's deadline, whichever
+ * comes first. `id` names the pin; a view is a value and may be copied, but
+ * it is released once. Read-only. */
+typedef struct kvc_view {
+  const void *data;
+  size_t len;
+  uint64_t id;
+} kvc_view;
+
+/* Pins (key, shard) and describes its bytes. pin_timeout_ms 0: the cache's
+ * default. KVC_ERR_NOT_FOUND on a miss. */
+KVC_API int kvc_view_acquire(kvc_namespace *ns, kvc_view *out,
+                             const kvc_key *key, uint32_t shard,
+                             uint32_t pin_timeout_ms, kvc_error *err);
+/* Releases the pin and zeroes *view. KVC_ERR_INVALID_ARGUMENT when the view
+ * was already released or its pin expired. */
+KVC_API int kvc_view_release(kvc_namespace *ns, kvc_view *view, kvc_error *err);
+
+/* Removes every shard of the block `key`. KVC_ERR_NOT_FOUND if none was
+ * present. Readers holding views keep their bytes until release. */
+KVC_API int kvc_delete(kvc_namespace *ns, const kvc_key *key, kvc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Stats                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Why a lookup missed. */
+typedef enum kvc_miss_reason {
+  KVC_MISS_ABSENT = 0,  /* never stored, or deleted */
+  KVC_MISS_EXPIRED = 1, /* its TTL passed */
+  KVC_MISS_EVICTED = 2, /* stored, then evicted (as far as the cache recalls) */
+  KVC_MISS_STALE = 3,   /* stored under an older revision epoch */
+  KVC_MISS_PENDING = 4, /* being written */
+  KVC_MISS_QUOTA = 5,   /* refused by a tenant quota */
+  KVC_MISS_NODE_DOWN = 6,
+  KVC_MISS_CORRUPT = 7, /* failed its checksum */
+  KVC_MISS_REASONS = 8
+} kvc_miss_reason;
+
+typedef struct kvc_stats {
+  uint32_t struct_size;
+  uint64_t capacity_bytes;  /* host tier */
+  uint64_t used_bytes;      /* host tier, allocated to blocks */
+  uint64_t blocks;          /* committed block shards resident */
+  uint64_t pending;         /* reservations outstanding */
+  uint64_t pins;            /* view pins outstanding */
+  uint64_t namespaces;
+  uint64_t hits;            /* lookups (load, view, match per block) that hit */
+  uint64_t misses;          /* sum of misses_by_reason */
+  uint64_t misses_by_reason[KVC_MISS_REASONS];
+  uint64_t stores;          /* commits */
+  uint64_t store_exists;    /* begins answered EXISTS */
+  uint64_t store_pending;   /* begins answered PENDING */
+  uint64_t aborts;          /* explicit aborts */
+  uint64_t reservations_expired;
+  uint64_t pins_expired;
+  uint64_t evictions;
+  uint64_t expirations;     /* blocks reclaimed after their TTL */
+  uint64_t deletes;
+  uint64_t bytes_stored;
+  uint64_t bytes_loaded;
+} kvc_stats;
+
+#define KVC_STATS_INIT { (uint32_t)sizeof(kvc_stats) }
+
+KVC_API int kvc_cache_stats(kvc_cache *cache, kvc_stats *out, kvc_error *err);
+/* The same stats (and more: per policy) as a JSON object. *out is owned by
+ * the caller: free it with kvc_string_free. */
+KVC_API int kvc_cache_stats_json(kvc_cache *cache, char **out, kvc_error *err);
+/* Frees a string the library returned. NULL accepted. */
+KVC_API void kvc_string_free(char *s);
+
+/* ------------------------------------------------------------------------ */
+/* Trace simulation (kvc sim)                                               */
+/* ------------------------------------------------------------------------ */
+
+/* Runs the prefix-mode trace simulation of docs/sim.md over a Mooncake-format
+ * JSONL trace for each policy in the comma-separated `policies` (NULL: every
+ * policy, plus "opt") and each of the `n_caps` capacities (in blocks), and
+ * returns a JSON array of rows {"policy","capacity_blocks","hits",
+ * "lookups","hit_ratio","default"} in *out (free with kvc_string_free).
+ * KVC_ERR_PARSE for a malformed or empty trace, KVC_ERR_IO if unreadable. */
+KVC_API int kvc_sim_run(char **out, const char *trace_path,
+                        const char *policies, const uint64_t *capacities,
+                        size_t n_caps, kvc_error *err);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* KVC_H */
