@@ -44,11 +44,12 @@ BlockKey FromXxh128(XXH128_hash_t h) {
 
 // key[i] = SHA-256(prev || block i)[0:16]. `blocks` holds n * block_bytes
 // bytes, the tokens already little-endian.
-void Sha256Chain(const BlockKey& seed, const uint8_t* blocks, size_t block_bytes, size_t n,
+void Sha256Chain(const BlockKey& first_prev, const uint8_t* blocks, size_t block_bytes, size_t n,
                  BlockKey* out) {
   SHA256_CTX ctx;
   uint8_t digest[SHA256_DIGEST_LENGTH];
-  const uint8_t* prev = seed.bytes.data();
+  BlockKey start = first_prev;  // `first_prev` may alias out[]
+  const uint8_t* prev = start.bytes.data();
   for (size_t i = 0; i < n; ++i) {
     SHA256_Init(&ctx);
     SHA256_Update(&ctx, prev, kKeyBytes);
@@ -61,9 +62,9 @@ void Sha256Chain(const BlockKey& seed, const uint8_t* blocks, size_t block_bytes
 
 // key[i] = XXH3_128bits(prev || block i), the message assembled in `scratch`
 // (kKeyBytes + block_bytes bytes).
-void Xxh3Chain(const BlockKey& seed, const uint8_t* blocks, size_t block_bytes, size_t n,
+void Xxh3Chain(const BlockKey& first_prev, const uint8_t* blocks, size_t block_bytes, size_t n,
                BlockKey* out, uint8_t* scratch) {
-  std::memcpy(scratch, seed.bytes.data(), kKeyBytes);
+  std::memcpy(scratch, first_prev.bytes.data(), kKeyBytes);
   for (size_t i = 0; i < n; ++i) {
     std::memcpy(scratch + kKeyBytes, blocks + i * block_bytes, block_bytes);
     out[i] = FromXxh128(XXH3_128bits(scratch, kKeyBytes + block_bytes));
@@ -121,6 +122,11 @@ void KeyHasher::Keys(std::span<const uint32_t> tokens, std::vector<BlockKey>* ou
 }
 
 size_t KeyHasher::Keys(std::span<const uint32_t> tokens, BlockKey* out) const {
+  return KeysAfter(seed_, tokens, out);
+}
+
+size_t KeyHasher::KeysAfter(const BlockKey& prev, std::span<const uint32_t> tokens,
+                            BlockKey* out) const {
   const size_t n = tokens.size() / block_tokens_;
   if (n == 0) return 0;
   const size_t block_bytes = size_t{block_tokens_} * sizeof(uint32_t);
@@ -136,15 +142,15 @@ size_t KeyHasher::Keys(std::span<const uint32_t> tokens, BlockKey* out) const {
   const auto* blocks = reinterpret_cast<const uint8_t*>(words);
 
   if (algo_ == HashAlgo::kSha256) {
-    Sha256Chain(seed_, blocks, block_bytes, n, out);
+    Sha256Chain(prev, blocks, block_bytes, n, out);
   } else {
     constexpr size_t kStackScratch = 2048;
     if (kKeyBytes + block_bytes <= kStackScratch) {
       uint8_t scratch[kStackScratch];
-      Xxh3Chain(seed_, blocks, block_bytes, n, out, scratch);
+      Xxh3Chain(prev, blocks, block_bytes, n, out, scratch);
     } else {
       std::vector<uint8_t> scratch(kKeyBytes + block_bytes);
-      Xxh3Chain(seed_, blocks, block_bytes, n, out, scratch.data());
+      Xxh3Chain(prev, blocks, block_bytes, n, out, scratch.data());
     }
   }
   return n;

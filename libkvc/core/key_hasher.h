@@ -43,6 +43,7 @@ class KeyHasher {
   HashAlgo algo() const { return algo_; }
 
   // The canonical byte string the seed hashes (spec §canonical).
+  // REQUIRES: every field shorter than 2^32 bytes (its length is a le32).
   static std::string Canonical(const NamespaceFields& fields);
   // H(x) of the spec.
   static BlockKey Hash(HashAlgo algo, const void* data, size_t len);
@@ -53,6 +54,11 @@ class KeyHasher {
   // The same into a caller array of at least tokens.size()/block_tokens keys;
   // returns how many were written.
   size_t Keys(std::span<const uint32_t> tokens, BlockKey* out) const;
+  // Continues a chain: the keys of the full blocks of `tokens` when they
+  // follow the block whose key is `prev` (Keys(t, out) is KeysAfter(seed(),
+  // t, out)). Lets a caller hash a long prefix in pieces, or extend a chain
+  // it already holds, without rehashing. Same contract as Keys.
+  size_t KeysAfter(const BlockKey& prev, std::span<const uint32_t> tokens, BlockKey* out) const;
 
  private:
   HashAlgo algo_;

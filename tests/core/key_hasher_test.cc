@@ -167,6 +167,27 @@ TEST_CASE("the keys of a prefix are a prefix of the keys") {
   }
 }
 
+TEST_CASE("KeysAfter continues a chain from any key") {
+  std::mt19937 rng(23);
+  for (HashAlgo algo : {HashAlgo::kSha256, HashAlgo::kXxh3_128}) {
+    const KeyHasher hasher(BaseFields(algo, 8));
+    const auto tokens = RandomTokens(rng, 8 * 12 + 3);
+    std::vector<BlockKey> all;
+    hasher.Keys(tokens, &all);
+    REQUIRE(all.size() == 12);
+    for (size_t k = 1; k < 12; k += 2) {
+      std::vector<BlockKey> rest(12 - k);
+      CHECK(hasher.KeysAfter(all[k - 1], std::span(tokens).subspan(8 * k), rest.data()) ==
+            12 - k);
+      CHECK(std::equal(rest.begin(), rest.end(), all.begin() + k));
+    }
+    BlockKey out[2];
+    CHECK(hasher.KeysAfter(hasher.seed(), std::span(tokens).first(16), out) == 2);
+    CHECK(out[0] == all[0]);
+    CHECK(out[1] == all[1]);
+  }
+}
+
 TEST_CASE("a changed token changes its block's key and every key after it") {
   std::mt19937 rng(13);
   const KeyHasher hasher(BaseFields());
