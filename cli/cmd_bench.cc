@@ -1,0 +1,155 @@
+// kvc bench: the load test and the micro-benchmarks of the embedded cache.
+// Flags and output fields: man/kvc-bench.1 and docs/benchmarks.md.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+
+#include "bench_config.h"
+#include "bench_load.h"
+#include "bench_micro.h"
+#include "bench_report.h"
+#include "bench_workload.h"
+#include "command.h"
+
+namespace kvc::cli {
+namespace {
+
+constexpr const char* kCmd = "bench";
+
+// A value the flags' types accept but the bench cannot run with.
+int Usage(const std::string& message) {
+  Fail(kCmd, message);
+  return kExitUsage;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+std::vector<std::string> PolicyNames() {
+  std::vector<std::string> names;
+  std::stringstream in(kvc_policy_names());
+  for (std::string name; std::getline(in, name, ',');) {
+    name.erase(0, name.find_first_not_of(' '));
+    if (!name.empty()) names.push_back(name);
+  }
+  return names;
+}
+
+template <class T>
+bool Contains(const std::vector<T>& v, const T& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+struct Flags {
+  BenchConfig config;
+  Output output = Output::kTable;
+  CLI::App* app = nullptr;
+};
+
+int Run(Flags& f) {
+  BenchConfig& c = f.config;
+  if (c.micro) {
+    nlohmann::json report;
+    const int rc = RunMicroBench(c, &report);
+    if (rc == kExitOk) PrintMicroReport(report, f.output);
+    return rc;
+  }
+  if (!Contains(WorkloadKinds(), c.workload))
+    return Usage("unknown workload '" + c.workload + "' (" + Join(WorkloadKinds()) + ")");
+  const ModelPreset* preset = FindModel(c.model);
+  if (preset == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& p : ModelPresets()) names.push_back(p.name);
+    return Usage("unknown model '" + c.model + "' (" + Join(names) + ")");
+  }
+  ModelPreset model = *preset;
+  if (!c.dtype.empty()) {
+    model.dtype = c.dtype;
+    model.dtype_bytes = DtypeBytes(c.dtype);
+    if (model.dtype_bytes == 0)
+      return Usage("unknown dtype '" + c.dtype + "' (fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, int8)");
+  }
+  for (auto [flag, value, field] :
+       {std::tuple{"--layers", c.layers, &model.layers},
+        std::tuple{"--kv-heads", c.kv_heads, &model.kv_heads},
+        std::tuple{"--head-dim", c.head_dim, &model.head_dim}}) {
+    if (f.app->count(flag) && value == 0) return Usage(std::string(flag) + " must be at least 1");
+    if (value != 0) *field = value;
+  }
+  const auto capacity = ParseSize(c.capacity);
+  if (!capacity)
+    return Usage("--capacity: cannot read '" + c.capacity + "' as a size (e.g. 512MiB, 2GiB)");
+  if (*capacity == 0) return Usage("--capacity must be more than 0");
+  if (c.block_tokens == 0) return Usage("--block-tokens must be at least 1");
+  if (c.max_context == 0) return Usage("--max-context must be at least 1");
+  if (f.app->count("--threads") && (c.threads == 0 || c.threads > 256))
+    return Usage("--threads must be between 1 and 256");
+  if (c.threads == 0) c.threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  if (f.app->count("--requests") && c.requests == 0)
+    return Usage("--requests must be at least 1");
+  if (f.app->count("--duration") && !(c.duration_s > 0))
+    return Usage("--duration must be more than 0 seconds");
+  if (!c.hash.empty() && c.hash != "sha256" && c.hash != "xxh3-128")
+    return Usage("unknown hash '" + c.hash + "' (sha256, xxh3-128)");
+  if (!c.policy.empty()) {
+    const auto policies = PolicyNames();
+    if (!Contains(policies, c.policy))
+      return Usage("unknown policy '" + c.policy + "' (" + Join(policies) + ")");
+  }
+  nlohmann::json report;
+  const int rc = RunLoadBench(c, model, *capacity, &report);
+  if (rc != kExitOk) return rc;
+  PrintLoadReport(report, f.output);
+  const uint64_t bad = report.at("verify_failures").get<uint64_t>();
+  if (bad != 0)
+    return Fail(kCmd, std::to_string(bad) + " loaded blocks did not hold the bytes stored under "
+                                            "their keys");
+  return kExitOk;
+}
+
+}  // namespace
+
+Registration RegisterBench(CLI::App& root) {
+  auto* app = root.add_subcommand(
+      "bench", "Load-test the embedded cache under a synthetic workload, or run micro-benchmarks");
+  auto f = std::make_shared<Flags>();
+  f->app = app;
+  BenchConfig& c = f->config;
+  app->add_option("--workload", c.workload, "chat, rag or random")->capture_default_str();
+  app->add_option("--model", c.model, "KV layout preset: llama-3-8b, llama-3-70b, qwen2.5-7b")
+      ->capture_default_str();
+  app->add_option("--dtype", c.dtype, "Override the preset's dtype");
+  app->add_option("--layers", c.layers, "Override the preset's layer count");
+  app->add_option("--kv-heads", c.kv_heads, "Override the preset's KV heads");
+  app->add_option("--head-dim", c.head_dim, "Override the preset's head dimension");
+  app->add_option("--block-tokens", c.block_tokens, "Tokens per block")->capture_default_str();
+  app->add_option("--capacity", c.capacity, "Host tier bytes (512MiB, 2GiB, ...)")
+      ->capture_default_str();
+  app->add_option("--threads", c.threads, "Worker threads (default: CPUs, at most 4)");
+  auto* req = app->add_option("--requests", c.requests,
+                              "Requests to run (default " +
+                                  std::to_string(BenchConfig::kDefaultRequests) + ")");
+  auto* dur = app->add_option("--duration", c.duration_s, "Run for this many seconds instead");
+  req->excludes(dur);
+  dur->excludes(req);
+  app->add_option("--seed", c.seed, "Workload seed")->capture_default_str();
+  app->add_option("--policy", c.policy, "Host-tier eviction policy (default: the library's)");
+  app->add_option("--hash", c.hash, "Key hash: sha256 or xxh3-128 (default: the library's)");
+  app->add_option("--max-context", c.max_context, "Longest prompt, in tokens")
+      ->capture_default_str();
+  app->add_flag("--progress", c.progress, "Print progress to stderr every second, tty or not");
+  app->add_flag("--verify", c.verify, "Check every byte of every loaded block");
+  app->add_flag("--micro", c.micro, "Run the micro-benchmarks instead of the load test");
+  app->add_flag("--quick", c.quick, "Shorter measurements (rough figures; for tests)");
+  AddOutputFlags(app, &f->output, true);
+  return {app, [f] { return Run(*f); }};
+}
+
+}  // namespace kvc::cli
