@@ -474,7 +474,9 @@ typedef struct kvc_stats {
   uint64_t bytes_loaded;
 } kvc_stats;
 
-#define KVC_STATS_INIT { (uint32_t)sizeof(kvc_stats) }
+#define KVC_STATS_INIT                                                      \
+  { (uint32_t)sizeof(kvc_stats), 0, 0, 0, 0, 0, 0, 0, 0, { 0 }, 0, 0, 0, 0, 0, \
+    0, 0, 0, 0, 0, 0 }
 
 KVC_API int kvc_cache_stats(kvc_cache *cache, kvc_stats *out, kvc_error *err);
 /* The same stats (and more: per policy) as a JSON object. *out is owned by

@@ -1,0 +1,650 @@
+#include "core/cache.h"
+
+#include <xxhash.h>
+
+#include <chrono>
+#include <cstring>
+
+namespace kvc {
+namespace {
+
+enum : uint8_t { kCancelExpired = 1, kCancelDeleted = 2, kCancelRevision = 3 };
+
+bool IsPowerOfTwo(uint32_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+std::string SeedString(const BlockKey& k) { return std::string(k.bytes.begin(), k.bytes.end()); }
+
+}  // namespace
+
+int64_t NowMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+Result<std::unique_ptr<Cache>> Cache::Open(const CacheOptions& options) {
+  if (options.host_capacity_bytes < CacheOptions::kMinCapacity) {
+    return InvalidArgument("host_capacity_bytes " + std::to_string(options.host_capacity_bytes) +
+                           " is below the minimum of 65536");
+  }
+  if (!IsPowerOfTwo(options.index_shards) || options.index_shards > 65536) {
+    return InvalidArgument("index_shards must be a power of two up to 65536, not " +
+                           std::to_string(options.index_shards));
+  }
+  std::unique_ptr<Cache> cache(new Cache(options));
+  auto tier = HostTier::Create(options.host_capacity_bytes, options.prefault, options.host_policy,
+                               &cache->index_);
+  if (!tier.ok()) return tier.status();
+  cache->tier_ = std::move(tier).value();
+  cache->maintenance_ = std::thread([c = cache.get()] { c->MaintenanceLoop(); });
+  return cache;
+}
+
+Cache::Cache(const CacheOptions& options) : options_(options), index_(options.index_shards) {}
+
+Cache::~Cache() {
+  {
+    std::lock_guard<std::mutex> lk(maint_mu_);
+    stopping_ = true;
+  }
+  maint_cv_.notify_all();
+  if (maintenance_.joinable()) maintenance_.join();
+}
+
+Result<NamespaceState*> Cache::OpenNamespace(const NamespaceFields& fields) {
+  KVC_RETURN_IF_ERROR(fields.layout.Validate());
+  KeyHasher probe(fields);
+  const std::string seed = SeedString(probe.seed());
+  std::lock_guard<std::mutex> lk(ns_mu_);
+  auto it = namespaces_.find(seed);
+  if (it != namespaces_.end()) return it->second.get();
+  const auto idx = static_cast<uint32_t>(ns_by_index_.size());
+  auto st = std::make_unique<NamespaceState>(idx, fields);
+  NamespaceState* raw = st.get();
+  namespaces_.emplace(seed, std::move(st));
+  ns_by_index_.push_back(raw);
+  return raw;
+}
+
+Cache::Found Cache::Classify(NamespaceState& ns, const Entry& e, int64_t now) const {
+  const EntryState st = e.state.load(std::memory_order_acquire);
+  if (st == EntryState::kPending) {
+    return e.epoch == ns.epoch.load(std::memory_order_acquire) ? Found::kPending : Found::kStale;
+  }
+  if (st != EntryState::kCommitted) return Found::kAbsent;
+  if (e.epoch != ns.epoch.load(std::memory_order_acquire)) return Found::kStale;
+  if (e.expires_at != 0 && now >= e.expires_at) return Found::kExpired;
+  return Found::kHit;
+}
+
+Miss Cache::MissOf(Found f, const BlockKey& key) const {
+  switch (f) {
+    case Found::kExpired: return Miss::kExpired;
+    case Found::kStale: return Miss::kStale;
+    case Found::kPending: return Miss::kPending;
+    default: return tier_->RecentlyEvicted(key) ? Miss::kEvicted : Miss::kAbsent;
+  }
+}
+
+void Cache::CountMiss(Miss m, const BlockKey& key) {
+  c_.misses[static_cast<int>(m)].fetch_add(1, std::memory_order_relaxed);
+  auto lk = tier_->Lock();
+  tier_->RecordMissLocked(key);
+}
+
+bool Cache::UnlinkLocked(ShardedIndex::Stripe& s, const BlockId& bid, EntryId eid, EntryState to) {
+  s.map.erase(bid);
+  Entry& e = tier_->pool().at(eid);
+  if (to == EntryState::kZombie) {  // the writer still owns the bytes
+    e.state.store(EntryState::kZombie, std::memory_order_release);
+    return false;
+  }
+  if (e.pins.load(std::memory_order_acquire) != 0) {
+    // Pinned: the last Unpin frees it; it is no block of the tier any more.
+    e.state.store(EntryState::kDoomed, std::memory_order_release);
+    auto lk = tier_->Lock();
+    tier_->UntrackLocked(eid);
+    return false;
+  }
+  e.state.store(EntryState::kDoomed, std::memory_order_release);
+  return true;
+}
+
+void Cache::FreeEntry(EntryId eid) {
+  auto lk = tier_->Lock();
+  tier_->FreeEntryLocked(eid);
+}
+
+size_t Cache::Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t* tiers) {
+  const int64_t now = NowMs();
+  size_t matched = 0;
+  for (; matched < keys.size(); ++matched) {
+    const BlockKey& key = keys[matched];
+    Found miss = Found::kHit;
+    for (uint32_t shard = 0; shard < ns.shards && miss == Found::kHit; ++shard) {
+      BlockId bid{ns.index, shard, key};
+      auto& s = index_.StripeOf(bid);
+      std::lock_guard<std::mutex> lk(s.mu);
+      auto it = s.map.find(bid);
+      miss = it == s.map.end() ? Found::kAbsent : Classify(ns, tier_->pool().at(it->second), now);
+    }
+    if (miss != Found::kHit) {
+      CountMiss(MissOf(miss, key), key);
+      break;
+    }
+    if (tiers != nullptr) tiers[matched] = 2;  // KVC_TIER_HOST
+  }
+  if (tiers != nullptr)
+    for (size_t i = matched; i < keys.size(); ++i) tiers[i] = 0;
+  c_.hits.fetch_add(matched, std::memory_order_relaxed);
+  return matched;
+}
+
+Status Cache::BeginStore(NamespaceState& ns, const BlockKey& key, uint32_t shard,
+                         const StoreParams& params, Reservation* out) {
+  if (shard >= ns.shards) {
+    return InvalidArgument("shard " + std::to_string(shard) + " is out of range: the namespace has " +
+                           std::to_string(ns.shards) + " shard(s)");
+  }
+  const int64_t now = NowMs();
+  const uint64_t epoch = ns.epoch.load(std::memory_order_acquire);
+  // The parent's entry, for prefix-aware eviction.
+  EntryId parent = kNoEntry;
+  uint32_t parent_gen = 0;
+  if (params.parent != nullptr) {
+    BlockId pb{ns.index, shard, *params.parent};
+    auto& ps = index_.StripeOf(pb);
+    std::lock_guard<std::mutex> lk(ps.mu);
+    auto it = ps.map.find(pb);
+    if (it != ps.map.end() && Classify(ns, tier_->pool().at(it->second), now) == Found::kHit) {
+      parent = it->second;
+      auto tl = tier_->Lock();
+      parent_gen = tier_->pool().at(parent).gen;
+    }
+  }
+  const uint32_t timeout =
+      params.reservation_timeout_ms ? params.reservation_timeout_ms : options_.reservation_timeout_ms;
+  BlockId bid{ns.index, shard, key};
+  auto& s = index_.StripeOf(bid);
+  EntryId eid;
+  uint64_t token = next_token_.fetch_add(1, std::memory_order_relaxed);
+  EntryId to_free = kNoEntry;
+  {
+    std::lock_guard<std::mutex> lk(s.mu);
+    auto it = s.map.find(bid);
+    if (it != s.map.end()) {
+      Entry& e = tier_->pool().at(it->second);
+      switch (Classify(ns, e, now)) {
+        case Found::kHit:
+          c_.store_exists.fetch_add(1, std::memory_order_relaxed);
+          return Status(Code::kExists, "block is already stored");
+        case Found::kPending:
+          if (now < e.deadline) {
+            c_.store_pending.fetch_add(1, std::memory_order_relaxed);
+            return Status(Code::kPending, "block is being written by another writer");
+          }
+          e.cancelled = kCancelExpired;
+          c_.reservations_expired.fetch_add(1, std::memory_order_relaxed);
+          UnlinkLocked(s, bid, it->second, EntryState::kZombie);
+          break;
+        case Found::kStale:
+          if (e.state.load() == EntryState::kPending) {
+            e.cancelled = kCancelRevision;
+            UnlinkLocked(s, bid, it->second, EntryState::kZombie);
+          } else if (const EntryId old = it->second; UnlinkLocked(s, bid, old, EntryState::kDoomed)) {
+            to_free = old;
+          }
+          break;
+        case Found::kExpired:
+          c_.expirations.fetch_add(1, std::memory_order_relaxed);
+          if (const EntryId old = it->second; UnlinkLocked(s, bid, old, EntryState::kDoomed)) to_free = old;
+          break;
+        case Found::kAbsent:
+          s.map.erase(it);
+          break;
+      }
+    }
+    {
+      auto tl = tier_->Lock();
+      eid = tier_->NewEntryLocked();
+    }
+    Entry& e = tier_->pool().at(eid);
+    e.key = key;
+    e.ns = ns.index;
+    e.shard = shard;
+    e.size = ns.shard_bytes;
+    e.epoch = epoch;
+    e.expires_at = 0;
+    e.deadline = now + timeout;
+    e.token = token;
+    e.parent = parent;
+    e.parent_gen = parent_gen;
+    e.cancelled = 0;
+    e.state.store(EntryState::kPending, std::memory_order_release);
+    s.map[bid] = eid;
+  }
+  if (to_free != kNoEntry) FreeEntry(to_free);
+  {
+    std::lock_guard<std::mutex> lk(pending_mu_);
+    pending_[eid] = PendingRecord{bid, token, now + timeout};
+  }
+  bool ok;
+  {
+    auto tl = tier_->Lock();
+    ok = tier_->AllocateLocked(eid, ns.shard_bytes);
+  }
+  if (!ok) {
+    Reservation r{&ns, eid, token, nullptr, 0, 0};
+    Abort(r);
+    c_.aborts.fetch_sub(1, std::memory_order_relaxed);  // not the caller's abort
+    return Status(Code::kNoSpace, "no room in the host tier (" + std::to_string(tier_->capacity()) +
+                                      " bytes): every block that could make room is pinned or pending");
+  }
+  Entry& e = tier_->pool().at(eid);
+  *out = Reservation{&ns, eid, token, tier_->data(e), ns.shard_bytes, params.ttl_ms};
+  return Status::Ok();
+}
+
+Status Cache::Commit(Reservation& r) {
+  Entry& e = tier_->pool().at(r.entry);
+  const uint64_t checksum = XXH3_64bits(r.data, r.size);
+  const int64_t now = NowMs();
+  BlockId bid{e.ns, e.shard, e.key};
+  auto& s = index_.StripeOf(bid);
+  Status result = Status::Ok();
+  bool free_it = false;
+  {
+    std::lock_guard<std::mutex> lk(s.mu);
+    const EntryState st = e.state.load(std::memory_order_acquire);
+    if (st == EntryState::kZombie || e.token != r.token) {
+      free_it = true;
+      result = e.cancelled == kCancelExpired
+                   ? Status(Code::kTimeout, "reservation passed its deadline and was aborted")
+               : e.cancelled == kCancelDeleted
+                   ? NotFound("the block was deleted while being written; not stored")
+                   : NotFound("the namespace revision was bumped while the block was written; not stored");
+    } else if (e.epoch != r.ns->epoch.load(std::memory_order_acquire)) {
+      s.map.erase(bid);
+      free_it = true;
+      result = NotFound("the namespace revision was bumped while the block was written; not stored");
+    } else if (now >= e.deadline) {
+      s.map.erase(bid);
+      free_it = true;
+      c_.reservations_expired.fetch_add(1, std::memory_order_relaxed);
+      result = Status(Code::kTimeout, "reservation passed its deadline and was aborted");
+    } else {
+      e.checksum = checksum;
+      e.expires_at = r.ttl_ms ? now + static_cast<int64_t>(r.ttl_ms) : 0;
+      e.state.store(EntryState::kCommitted, std::memory_order_release);
+      auto tl = tier_->Lock();
+      tier_->InsertLocked(r.entry, e.parent, e.parent_gen);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lk(pending_mu_);
+    pending_.erase(r.entry);
+  }
+  if (free_it) {
+    FreeEntry(r.entry);
+  } else {
+    c_.stores.fetch_add(1, std::memory_order_relaxed);
+    c_.bytes_stored.fetch_add(r.size, std::memory_order_relaxed);
+    if (e.expires_at != 0) {
+      int64_t cur = next_expiry_.load();
+      while (e.expires_at < cur && !next_expiry_.compare_exchange_weak(cur, e.expires_at)) {
+      }
+    }
+  }
+  NotifyWaiters();
+  r = Reservation{};
+  return result;
+}
+
+void Cache::Abort(Reservation& r) {
+  if (r.entry == kNoEntry) return;
+  Entry& e = tier_->pool().at(r.entry);
+  BlockId bid{e.ns, e.shard, e.key};
+  auto& s = index_.StripeOf(bid);
+  {
+    std::lock_guard<std::mutex> lk(s.mu);
+    if (e.state.load() == EntryState::kPending && e.token == r.token) s.map.erase(bid);
+  }
+  {
+    std::lock_guard<std::mutex> lk(pending_mu_);
+    pending_.erase(r.entry);
+  }
+  FreeEntry(r.entry);
+  c_.aborts.fetch_add(1, std::memory_order_relaxed);
+  NotifyWaiters();
+  r = Reservation{};
+}
+
+void Cache::NotifyWaiters() {
+  if (waiters_.load(std::memory_order_acquire) == 0) return;
+  {
+    std::lock_guard<std::mutex> lk(wait_mu_);
+    ++wait_seq_;
+  }
+  wait_cv_.notify_all();
+}
+
+Status Cache::WaitPending(NamespaceState& ns, const BlockKey& key, uint32_t shard,
+                          uint32_t timeout_ms) {
+  if (shard >= ns.shards) return InvalidArgument("shard " + std::to_string(shard) + " is out of range");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  BlockId bid{ns.index, shard, key};
+  auto& s = index_.StripeOf(bid);
+  waiters_.fetch_add(1);
+  struct Leave {
+    std::atomic<int>& w;
+    ~Leave() { w.fetch_sub(1); }
+  } leave{waiters_};
+  for (;;) {
+    uint64_t seq;
+    {
+      std::lock_guard<std::mutex> lk(wait_mu_);
+      seq = wait_seq_;
+    }
+    Found f;
+    {
+      std::lock_guard<std::mutex> lk(s.mu);
+      auto it = s.map.find(bid);
+      f = it == s.map.end() ? Found::kAbsent : Classify(ns, tier_->pool().at(it->second), NowMs());
+    }
+    if (f == Found::kHit) return Status::Ok();
+    if (f != Found::kPending) return NotFound("the block is not stored (its writer aborted, or none was pending)");
+    std::unique_lock<std::mutex> lk(wait_mu_);
+    if (!wait_cv_.wait_until(lk, deadline, [&] { return wait_seq_ != seq; })) {
+      return Status(Code::kTimeout, "block still pending after " + std::to_string(timeout_ms) + " ms");
+    }
+  }
+}
+
+Status Cache::Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out) {
+  if (shard >= ns.shards) {
+    return InvalidArgument("shard " + std::to_string(shard) + " is out of range: the namespace has " +
+                           std::to_string(ns.shards) + " shard(s)");
+  }
+  BlockId bid{ns.index, shard, key};
+  auto& s = index_.StripeOf(bid);
+  Found f;
+  EntryId to_free = kNoEntry;
+  {
+    std::lock_guard<std::mutex> lk(s.mu);
+    auto it = s.map.find(bid);
+    f = it == s.map.end() ? Found::kAbsent : Classify(ns, tier_->pool().at(it->second), NowMs());
+    if (f == Found::kHit) {
+      Entry& e = tier_->pool().at(it->second);
+      e.pins.fetch_add(1, std::memory_order_acq_rel);
+      *out = it->second;
+      auto tl = tier_->Lock();
+      tier_->TouchLocked(it->second);
+    } else if (f == Found::kExpired || (f == Found::kStale && tier_->pool().at(it->second).state.load() ==
+                                                                  EntryState::kCommitted)) {
+      if (f == Found::kExpired) c_.expirations.fetch_add(1, std::memory_order_relaxed);
+      if (const EntryId old = it->second; UnlinkLocked(s, bid, old, EntryState::kDoomed)) to_free = old;
+    }
+  }
+  if (to_free != kNoEntry) FreeEntry(to_free);
+  if (f != Found::kHit) {
+    CountMiss(MissOf(f, key), key);
+    return NotFound();
+  }
+  c_.hits.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+void Cache::Unpin(EntryId eid) {
+  Entry& e = tier_->pool().at(eid);
+  BlockId bid{e.ns, e.shard, e.key};
+  auto& s = index_.StripeOf(bid);
+  bool free_it = false;
+  {
+    std::lock_guard<std::mutex> lk(s.mu);
+    if (e.pins.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+        e.state.load(std::memory_order_acquire) == EntryState::kDoomed) {
+      free_it = true;
+    }
+  }
+  if (free_it) FreeEntry(eid);
+}
+
+Status Cache::Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst) {
+  EntryId eid;
+  KVC_RETURN_IF_ERROR(Pin(ns, key, shard, &eid));
+  const Entry& e = tier_->pool().at(eid);
+  std::memcpy(dst, tier_->data(e), e.size);
+  c_.bytes_loaded.fetch_add(e.size, std::memory_order_relaxed);
+  Unpin(eid);
+  return Status::Ok();
+}
+
+Status Cache::AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,
+                          uint32_t pin_timeout_ms, View* out) {
+  EntryId eid;
+  KVC_RETURN_IF_ERROR(Pin(ns, key, shard, &eid));
+  const Entry& e = tier_->pool().at(eid);
+  const uint64_t id = next_token_.fetch_add(1, std::memory_order_relaxed);
+  const int64_t deadline = NowMs() + (pin_timeout_ms ? pin_timeout_ms : options_.pin_timeout_ms);
+  {
+    std::lock_guard<std::mutex> lk(views_mu_);
+    views_.emplace(id, PinRecord{eid, deadline});
+  }
+  *out = View{tier_->data(e), e.size, id};
+  return Status::Ok();
+}
+
+Status Cache::ReleaseView(uint64_t id) {
+  EntryId eid;
+  {
+    std::lock_guard<std::mutex> lk(views_mu_);
+    auto it = views_.find(id);
+    if (it == views_.end()) {
+      return InvalidArgument("view " + std::to_string(id) +
+                             " is not held: it was already released, or its pin expired");
+    }
+    eid = it->second.entry;
+    views_.erase(it);
+  }
+  Unpin(eid);
+  return Status::Ok();
+}
+
+Status Cache::Delete(NamespaceState& ns, const BlockKey& key) {
+  bool any = false;
+  for (uint32_t shard = 0; shard < ns.shards; ++shard) {
+    BlockId bid{ns.index, shard, key};
+    auto& s = index_.StripeOf(bid);
+    EntryId to_free = kNoEntry;
+    {
+      std::lock_guard<std::mutex> lk(s.mu);
+      auto it = s.map.find(bid);
+      if (it == s.map.end()) continue;
+      Entry& e = tier_->pool().at(it->second);
+      const EntryState st = e.state.load();
+      const bool visible = Classify(ns, e, NowMs()) == Found::kHit;
+      if (st == EntryState::kPending) {
+        e.cancelled = kCancelDeleted;
+        UnlinkLocked(s, bid, it->second, EntryState::kZombie);
+      } else {
+        any = any || visible;
+        const EntryId victim = it->second;
+        if (UnlinkLocked(s, bid, victim, EntryState::kDoomed)) to_free = victim;
+      }
+    }
+    if (to_free != kNoEntry) FreeEntry(to_free);
+  }
+  NotifyWaiters();
+  if (!any) return NotFound("no block with that key is stored");
+  c_.deletes.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+uint64_t Cache::BumpRevision(NamespaceState& ns) {
+  const uint64_t e = ns.epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+  sweep_needed_.store(true, std::memory_order_release);
+  maint_cv_.notify_all();
+  NotifyWaiters();
+  return e;
+}
+
+void Cache::SweepStripes(int64_t now) {
+  std::vector<EntryId> to_free;
+  int64_t next = INT64_MAX;
+  std::vector<NamespaceState*> nss;
+  {
+    std::lock_guard<std::mutex> lk(ns_mu_);
+    nss = ns_by_index_;
+  }
+  for (uint32_t i = 0; i < index_.stripe_count(); ++i) {
+    auto& s = index_.stripe(i);
+    std::lock_guard<std::mutex> lk(s.mu);
+    for (auto it = s.map.begin(); it != s.map.end();) {
+      const BlockId bid = it->first;
+      const EntryId eid = it->second;
+      ++it;  // UnlinkLocked erases the current element
+      Entry& e = tier_->pool().at(eid);
+      if (e.state.load() != EntryState::kCommitted) continue;
+      const Found f = Classify(*nss[bid.ns], e, now);
+      if (f == Found::kStale || f == Found::kExpired) {
+        if (f == Found::kExpired) c_.expirations.fetch_add(1, std::memory_order_relaxed);
+        if (UnlinkLocked(s, bid, eid, EntryState::kDoomed)) to_free.push_back(eid);
+      } else if (e.expires_at != 0 && e.expires_at < next) {
+        next = e.expires_at;
+      }
+    }
+  }
+  next_expiry_.store(next);
+  if (!to_free.empty()) {
+    auto lk = tier_->Lock();
+    for (EntryId eid : to_free) tier_->FreeEntryLocked(eid);
+  }
+}
+
+void Cache::RunMaintenance() {
+  const int64_t now = NowMs();
+  // Pins past their deadline.
+  std::vector<EntryId> expired_pins;
+  {
+    std::lock_guard<std::mutex> lk(views_mu_);
+    for (auto it = views_.begin(); it != views_.end();) {
+      if (it->second.deadline <= now) {
+        expired_pins.push_back(it->second.entry);
+        it = views_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (EntryId eid : expired_pins) Unpin(eid);
+  c_.pins_expired.fetch_add(expired_pins.size(), std::memory_order_relaxed);
+  // Reservations past their deadline: aborted; the writer keeps the bytes
+  // until it commits or aborts (it may still be writing into them).
+  std::vector<std::pair<EntryId, PendingRecord>> expired;
+  {
+    std::lock_guard<std::mutex> lk(pending_mu_);
+    for (auto& [eid, rec] : pending_)
+      if (rec.deadline <= now) expired.emplace_back(eid, rec);
+  }
+  for (auto& [eid, rec] : expired) {
+    auto& s = index_.StripeOf(rec.bid);
+    std::lock_guard<std::mutex> lk(s.mu);
+    Entry& e = tier_->pool().at(eid);
+    auto it = s.map.find(rec.bid);
+    if (it != s.map.end() && it->second == eid && e.token == rec.token &&
+        e.state.load() == EntryState::kPending) {
+      e.cancelled = kCancelExpired;
+      UnlinkLocked(s, rec.bid, eid, EntryState::kZombie);
+      c_.reservations_expired.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (!expired.empty()) NotifyWaiters();
+  if (sweep_needed_.exchange(false) || now >= next_expiry_.load()) SweepStripes(now);
+}
+
+void Cache::MaintenanceLoop() {
+  std::unique_lock<std::mutex> lk(maint_mu_);
+  while (!stopping_) {
+    maint_cv_.wait_for(lk, std::chrono::milliseconds(options_.maintenance_interval_ms));
+    if (stopping_) break;
+    lk.unlock();
+    RunMaintenance();
+    lk.lock();
+  }
+}
+
+CacheStats Cache::Stats() {
+  CacheStats st;
+  st.capacity_bytes = tier_->capacity();
+  st.used_bytes = tier_->used_bytes();
+  st.blocks = tier_->blocks();
+  {
+    std::lock_guard<std::mutex> lk(pending_mu_);
+    st.pending = pending_.size();
+  }
+  {
+    std::lock_guard<std::mutex> lk(views_mu_);
+    st.pins = views_.size();
+  }
+  {
+    std::lock_guard<std::mutex> lk(ns_mu_);
+    st.namespaces = ns_by_index_.size();
+  }
+  st.hits = c_.hits.load();
+  for (int i = 0; i < kMissReasons; ++i) {
+    st.misses_by_reason[i] = c_.misses[i].load();
+    st.misses += st.misses_by_reason[i];
+  }
+  st.stores = c_.stores.load();
+  st.store_exists = c_.store_exists.load();
+  st.store_pending = c_.store_pending.load();
+  st.aborts = c_.aborts.load();
+  st.reservations_expired = c_.reservations_expired.load();
+  st.pins_expired = c_.pins_expired.load();
+  st.evictions = tier_->evictions();
+  st.expirations = c_.expirations.load();
+  st.deletes = c_.deletes.load();
+  st.bytes_stored = c_.bytes_stored.load();
+  st.bytes_loaded = c_.bytes_loaded.load();
+  return st;
+}
+
+nlohmann::json Cache::StatsJson() {
+  const CacheStats st = Stats();
+  static const char* kReasons[kMissReasons] = {"absent", "expired", "evicted", "stale",
+                                               "pending", "quota", "node_down", "corrupt"};
+  nlohmann::json misses;
+  for (int i = 0; i < kMissReasons; ++i) misses[kReasons[i]] = st.misses_by_reason[i];
+  nlohmann::json policy;
+  {
+    auto lk = tier_->Lock();
+    policy = tier_->PolicyJsonLocked();
+  }
+  const uint64_t lookups = st.hits + st.misses;
+  return nlohmann::json{
+      {"namespaces", st.namespaces},
+      {"hits", st.hits},
+      {"misses", st.misses},
+      {"misses_by_reason", misses},
+      {"hit_ratio", lookups ? static_cast<double>(st.hits) / lookups : 0.0},
+      {"stores", st.stores},
+      {"store_exists", st.store_exists},
+      {"store_pending", st.store_pending},
+      {"aborts", st.aborts},
+      {"reservations_expired", st.reservations_expired},
+      {"pins_expired", st.pins_expired},
+      {"deletes", st.deletes},
+      {"expirations", st.expirations},
+      {"bytes_stored", st.bytes_stored},
+      {"bytes_loaded", st.bytes_loaded},
+      {"pending", st.pending},
+      {"pins", st.pins},
+      {"tiers",
+       {{"host",
+         {{"capacity_bytes", st.capacity_bytes},
+          {"used_bytes", st.used_bytes},
+          {"blocks", st.blocks},
+          {"evictions", st.evictions},
+          {"policy", policy}}}}}};
+}
+
+}  // namespace kvc

@@ -1,0 +1,197 @@
+// Cache: the embedded kvc engine. Namespaces, the sharded index, the host
+// tier, the two-phase store protocol, pins and views, revisions, TTLs and
+// stats. capi/ wraps it; nothing else in the product uses it directly.
+//
+// Thread-safe: every public method may be called from any thread at once,
+// except that the destructor must not race other calls.
+//
+// Locking (never violated): an index stripe, then the tier lock; never two
+// stripes; the tier lock is never held while waiting for a stripe (eviction
+// only try-locks). Bytes are copied with no lock held, protected by a pin.
+#ifndef KVC_CORE_CACHE_H_
+#define KVC_CORE_CACHE_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/block_key.h"
+#include "core/entry.h"
+#include "core/key_hasher.h"
+#include "core/sharded_index.h"
+#include "tier/host_tier.h"
+#include "util/status.h"
+
+namespace kvc {
+
+struct CacheOptions {
+  uint64_t host_capacity_bytes = 1ull << 30;  // Default: 1 GiB
+  std::string host_policy;                    // Default: DefaultPolicyName()
+  uint32_t index_shards = 64;                 // Default: 64, a power of two
+  bool prefault = true;
+  uint32_t reservation_timeout_ms = 30000;
+  uint32_t pin_timeout_ms = 60000;
+  uint32_t maintenance_interval_ms = 100;
+  static constexpr uint64_t kMinCapacity = 64 * 1024;
+};
+
+// The shared state of one namespace; lives as long as the cache.
+struct NamespaceState {
+  NamespaceState(uint32_t idx, const NamespaceFields& f)
+      : index(idx), fields(f), hasher(f), block_bytes(f.layout.BlockBytes()),
+        shard_bytes(f.layout.ShardBytes()), shards(f.layout.shards) {}
+  const uint32_t index;
+  const NamespaceFields fields;
+  const KeyHasher hasher;
+  const uint64_t block_bytes;
+  const uint64_t shard_bytes;
+  const uint32_t shards;
+  std::atomic<uint64_t> epoch{1};
+};
+
+// Miss reasons, in kvc_miss_reason order.
+enum class Miss : uint8_t { kAbsent, kExpired, kEvicted, kStale, kPending, kQuota, kNodeDown, kCorrupt };
+inline constexpr int kMissReasons = 8;
+
+struct StoreParams {
+  uint64_t ttl_ms = 0;                 // 0: never expires
+  uint32_t reservation_timeout_ms = 0; // 0: the cache default
+  const BlockKey* parent = nullptr;
+};
+
+// A reservation: the right to write one block shard. A value owned by the
+// writer; ends with Commit or Abort.
+struct Reservation {
+  NamespaceState* ns = nullptr;
+  EntryId entry = kNoEntry;
+  uint64_t token = 0;
+  uint8_t* data = nullptr;
+  uint64_t size = 0;
+  uint64_t ttl_ms = 0;  // from commit; 0 = never expires
+};
+
+struct View {
+  const uint8_t* data = nullptr;
+  uint64_t size = 0;
+  uint64_t id = 0;
+};
+
+struct CacheStats {
+  uint64_t capacity_bytes = 0, used_bytes = 0, blocks = 0, pending = 0, pins = 0, namespaces = 0;
+  uint64_t hits = 0, misses = 0, misses_by_reason[kMissReasons] = {};
+  uint64_t stores = 0, store_exists = 0, store_pending = 0, aborts = 0;
+  uint64_t reservations_expired = 0, pins_expired = 0, evictions = 0, expirations = 0;
+  uint64_t deletes = 0, bytes_stored = 0, bytes_loaded = 0;
+};
+
+class Cache {
+ public:
+  static Result<std::unique_ptr<Cache>> Open(const CacheOptions& options);
+  ~Cache();
+  Cache(const Cache&) = delete;
+  Cache& operator=(const Cache&) = delete;
+
+  const CacheOptions& options() const { return options_; }
+
+  // The namespace of `fields` (created on first open). REQUIRES: the layout
+  // is valid.
+  Result<NamespaceState*> OpenNamespace(const NamespaceFields& fields);
+
+  // Leading blocks of `keys` present with every shard; `tiers` (may be null)
+  // gets the holding tier of each matched block (kvc_tier values).
+  size_t Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t* tiers);
+
+  // Two-phase store; see kvc_store_begin. On OK `out` is filled.
+  Status BeginStore(NamespaceState& ns, const BlockKey& key, uint32_t shard,
+                    const StoreParams& params, Reservation* out);
+  // Publishes the reservation's bytes. Consumes `r` whatever the outcome.
+  Status Commit(Reservation& r);
+  // Drops the reservation. Consumes `r`.
+  void Abort(Reservation& r);
+  // Waits for a pending (key, shard) to resolve.
+  Status WaitPending(NamespaceState& ns, const BlockKey& key, uint32_t shard, uint32_t timeout_ms);
+
+  // Copies a block shard into `dst` (exactly shard_bytes).
+  Status Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst);
+  Status AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,
+                     uint32_t pin_timeout_ms, View* out);
+  Status ReleaseView(uint64_t id);
+  // Removes every shard of `key`; pending reservations of it are cancelled.
+  Status Delete(NamespaceState& ns, const BlockKey& key);
+  uint64_t BumpRevision(NamespaceState& ns);
+
+  CacheStats Stats();
+  nlohmann::json StatsJson();
+
+  // Runs one maintenance pass now (tests): expired reservations and pins,
+  // stale and expired blocks.
+  void RunMaintenance();
+
+ private:
+  explicit Cache(const CacheOptions& options);
+  enum class Found { kHit, kAbsent, kPending, kStale, kExpired };
+  Found Classify(NamespaceState& ns, const Entry& e, int64_t now) const;
+  // Takes `eid` out of its stripe's map (REQUIRES: stripe locked). Returns
+  // true when the caller must FreeEntry it after unlocking the stripe.
+  bool UnlinkLocked(ShardedIndex::Stripe& s, const BlockId& bid, EntryId eid, EntryState to);
+  void FreeEntry(EntryId eid);
+  Status Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out);
+  void Unpin(EntryId eid);
+  void CountMiss(Miss m, const BlockKey& key);
+  Miss MissOf(Found f, const BlockKey& key) const;
+  void NotifyWaiters();
+  void MaintenanceLoop();
+  void SweepStripes(int64_t now);
+
+  CacheOptions options_;
+  ShardedIndex index_;
+  std::unique_ptr<HostTier> tier_;
+
+  std::mutex ns_mu_;
+  std::map<std::string, std::unique_ptr<NamespaceState>> namespaces_;  // GUARDED_BY(ns_mu_)
+  std::vector<NamespaceState*> ns_by_index_;                          // GUARDED_BY(ns_mu_)
+
+  std::atomic<uint64_t> next_token_{1};
+
+  struct PinRecord { EntryId entry; int64_t deadline; };
+  std::mutex views_mu_;
+  std::unordered_map<uint64_t, PinRecord> views_;  // GUARDED_BY(views_mu_)
+
+  struct PendingRecord { BlockId bid; uint64_t token; int64_t deadline; };
+  std::mutex pending_mu_;
+  std::unordered_map<EntryId, PendingRecord> pending_;  // GUARDED_BY(pending_mu_)
+
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+  uint64_t wait_seq_ = 0;  // GUARDED_BY(wait_mu_)
+  std::atomic<int> waiters_{0};
+
+  std::atomic<bool> sweep_needed_{false};
+  std::atomic<int64_t> next_expiry_{INT64_MAX};
+  std::mutex maint_mu_;
+  std::condition_variable maint_cv_;
+  bool stopping_ = false;  // GUARDED_BY(maint_mu_)
+  std::thread maintenance_;
+
+  struct Counters {
+    std::atomic<uint64_t> hits{0}, misses[kMissReasons]{}, stores{0}, store_exists{0},
+        store_pending{0}, aborts{0}, reservations_expired{0}, pins_expired{0}, expirations{0},
+        deletes{0}, bytes_stored{0}, bytes_loaded{0};
+  } c_;
+};
+
+int64_t NowMs();
+
+}  // namespace kvc
+
+#endif  // KVC_CORE_CACHE_H_

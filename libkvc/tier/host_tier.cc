@@ -1,0 +1,134 @@
+#include "tier/host_tier.h"
+
+#include <algorithm>
+
+namespace kvc {
+
+Result<std::unique_ptr<HostTier>> HostTier::Create(uint64_t capacity_bytes, bool prefault,
+                                                   const std::string& policy_name,
+                                                   ShardedIndex* index) {
+  auto arena = HostArena::Create(capacity_bytes, prefault);
+  if (!arena.ok()) return arena.status();
+  auto policy = MakePolicy(policy_name.empty() ? DefaultPolicyName() : policy_name, capacity_bytes);
+  if (!policy.ok()) return policy.status();
+  return std::unique_ptr<HostTier>(
+      new HostTier(std::move(arena).value(), std::move(policy).value(), index));
+}
+
+HostTier::HostTier(std::unique_ptr<HostArena> arena, std::unique_ptr<EvictionPolicy> policy,
+                   ShardedIndex* index)
+    : arena_(std::move(arena)),
+      allocator_(arena_->size()),
+      policy_(std::move(policy)),
+      index_(index),
+      ghosts_(new std::atomic<uint64_t>[kGhostSlots]) {
+  for (uint64_t i = 0; i < kGhostSlots; ++i) ghosts_[i].store(0, std::memory_order_relaxed);
+}
+
+bool HostTier::AllocateLocked(EntryId id, uint64_t size) {
+  Entry& e = pool_.at(id);
+  const uint64_t slot = SlabAllocator::RoundedSize(size);
+  std::vector<EntryId> skip;
+  // First evict blocks whose memory the new block can reuse (same size
+  // class, or the last block of a slab); only then anything.
+  bool any_class = false;
+  for (;;) {
+    if (auto off = allocator_.Allocate(size)) {
+      e.offset = *off;
+      e.has_memory = true;
+      used_bytes_.store(allocator_.used_bytes(), std::memory_order_relaxed);
+      return true;
+    }
+    if (EvictOneLocked(slot, &skip, any_class)) continue;
+    if (any_class) return false;
+    any_class = true;
+  }
+}
+
+bool HostTier::EvictOneLocked(uint64_t want_slot, std::vector<EntryId>* skip, bool any_class) {
+  auto evictable = [&](PolicyHandle h) {
+    const Entry& v = pool_.at(h);
+    if (v.state.load(std::memory_order_acquire) != EntryState::kCommitted) return false;
+    if (v.pins.load(std::memory_order_acquire) != 0) return false;
+    if (std::find(skip->begin(), skip->end(), h) != skip->end()) return false;
+    if (any_class) return true;
+    return SlabAllocator::RoundedSize(v.size) == want_slot ||
+           allocator_.FreeingReleasesSlab(v.offset, v.size);
+  };
+  for (;;) {
+    auto victim = policy_->Victim(evictable);
+    if (!victim) return false;
+    Entry& v = pool_.at(*victim);
+    BlockId bid{v.ns, v.shard, v.key};
+    auto& stripe = index_->StripeOf(bid);
+    std::unique_lock<std::mutex> lk(stripe.mu, std::try_to_lock);
+    if (!lk.owns_lock()) {  // busy: try another victim
+      skip->push_back(*victim);
+      continue;
+    }
+    // Re-check under the stripe: a reader may have pinned it meanwhile.
+    if (v.state.load() != EntryState::kCommitted || v.pins.load() != 0) {
+      skip->push_back(*victim);
+      continue;
+    }
+    stripe.map.erase(bid);
+    ghosts_[v.key.Low64() & (kGhostSlots - 1)].store(v.key.Low64() | 1, std::memory_order_relaxed);
+    FreeEntryLocked(*victim);
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+}
+
+void HostTier::InsertLocked(EntryId id, EntryId parent, uint32_t parent_gen) {
+  Entry& e = pool_.at(id);
+  PolicyEntry pe;
+  pe.key_hash = e.key.Low64();
+  pe.weight = SlabAllocator::RoundedSize(e.size);
+  pe.expires_at = e.expires_at;
+  if (parent != kNoEntry) {
+    const Entry& p = pool_.at(parent);
+    if (p.gen == parent_gen && p.in_policy) pe.parent = parent;
+  }
+  policy_->Insert(id, pe);
+  e.in_policy = true;
+  blocks_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void HostTier::TouchLocked(EntryId id) {
+  if (pool_.at(id).in_policy) policy_->Touch(id);
+}
+
+void HostTier::RecordMissLocked(const BlockKey& key) { policy_->RecordMiss(key.Low64()); }
+
+void HostTier::UntrackLocked(EntryId id) {
+  Entry& e = pool_.at(id);
+  if (!e.in_policy) return;
+  policy_->Erase(id);
+  e.in_policy = false;
+  blocks_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void HostTier::FreeEntryLocked(EntryId id) {
+  UntrackLocked(id);
+  Entry& e = pool_.at(id);
+  if (e.has_memory) {
+    allocator_.Free(e.offset, e.size);
+    used_bytes_.store(allocator_.used_bytes(), std::memory_order_relaxed);
+  }
+  pool_.Free(id);
+}
+
+bool HostTier::RecentlyEvicted(const BlockKey& key) const {
+  return ghosts_[key.Low64() & (kGhostSlots - 1)].load(std::memory_order_relaxed) ==
+         (key.Low64() | 1);
+}
+
+nlohmann::json HostTier::PolicyJsonLocked() const {
+  nlohmann::json j{{"name", std::string(policy_->name())}, {"tracked", policy_->size()}};
+  for (auto& [k, v] : policy_->Gauges()) j[k] = v;
+  j["slab_bytes"] = allocator_.slab_bytes();
+  j["free_slabs"] = allocator_.free_slabs();
+  return j;
+}
+
+}  // namespace kvc

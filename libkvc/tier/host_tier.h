@@ -1,0 +1,90 @@
+// HostTier: the host-DRAM tier of a cache. It owns the pre-allocated arena,
+// the slab allocator that carves it, the entry pool, the eviction policy and
+// a small memory of recently evicted keys (to tell "evicted" misses from
+// "absent" ones).
+//
+// Thread safety: every method whose name ends in Locked requires the caller to
+// hold the tier lock (Lock()). The tier may be locked while holding one index
+// stripe (order: stripe, then tier); eviction, which runs under the tier lock,
+// only try-locks the victim's stripe, so it cannot deadlock.
+#ifndef KVC_TIER_HOST_TIER_H_
+#define KVC_TIER_HOST_TIER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/entry.h"
+#include "core/sharded_index.h"
+#include "memory/host_arena.h"
+#include "memory/slab_allocator.h"
+#include "policy/eviction_policy.h"
+#include "util/status.h"
+
+namespace kvc {
+
+class HostTier {
+ public:
+  static Result<std::unique_ptr<HostTier>> Create(uint64_t capacity_bytes, bool prefault,
+                                                  const std::string& policy, ShardedIndex* index);
+
+  std::unique_lock<std::mutex> Lock() { return std::unique_lock<std::mutex>(mu_); }
+
+  EntryPool& pool() { return pool_; }
+  uint8_t* data(const Entry& e) const { return arena_->at(e.offset); }
+  uint64_t capacity() const { return allocator_.capacity(); }
+
+  // A fresh entry slot. REQUIRES: tier lock.
+  EntryId NewEntryLocked() { return pool_.Allocate(); }
+  // Gives `e` `size` bytes of the arena, evicting committed, unpinned blocks
+  // as the policy orders them until it fits. false when nothing more can be
+  // evicted. REQUIRES: tier lock, and no index stripe held by this thread.
+  bool AllocateLocked(EntryId id, uint64_t size);
+  // Starts tracking a committed entry. `parent` is a resident entry or
+  // kNoEntry. REQUIRES: tier lock.
+  void InsertLocked(EntryId id, EntryId parent, uint32_t parent_gen);
+  void TouchLocked(EntryId id);
+  void RecordMissLocked(const BlockKey& key);
+  // Stops tracking a doomed (removed while pinned) entry: no longer counted
+  // as a block; its memory stays until FreeEntryLocked. REQUIRES: tier lock.
+  void UntrackLocked(EntryId id);
+  // Erases the entry from the policy, gives back its memory and its slot.
+  // REQUIRES: tier lock; the entry is out of the index and unpinned.
+  void FreeEntryLocked(EntryId id);
+
+  // Whether `key` was evicted recently (lossy; lock-free).
+  bool RecentlyEvicted(const BlockKey& key) const;
+
+  uint64_t used_bytes() const { return used_bytes_.load(std::memory_order_relaxed); }
+  uint64_t blocks() const { return blocks_.load(std::memory_order_relaxed); }
+  uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
+  // Policy name and gauges. REQUIRES: tier lock.
+  nlohmann::json PolicyJsonLocked() const;
+
+ private:
+  HostTier(std::unique_ptr<HostArena> arena, std::unique_ptr<EvictionPolicy> policy,
+           ShardedIndex* index);
+  bool EvictOneLocked(uint64_t want_slot, std::vector<EntryId>* skip, bool any_class);
+
+  std::mutex mu_;
+  std::unique_ptr<HostArena> arena_;
+  SlabAllocator allocator_;                 // GUARDED_BY(mu_)
+  std::unique_ptr<EvictionPolicy> policy_;  // GUARDED_BY(mu_)
+  EntryPool pool_;                          // slots GUARDED_BY(mu_)
+  ShardedIndex* index_;
+  std::unique_ptr<std::atomic<uint64_t>[]> ghosts_;
+  static constexpr uint64_t kGhostSlots = 1u << 16;
+  std::atomic<uint64_t> used_bytes_{0};
+  std::atomic<uint64_t> blocks_{0};
+  std::atomic<uint64_t> evictions_{0};
+};
+
+}  // namespace kvc
+
+#endif  // KVC_TIER_HOST_TIER_H_

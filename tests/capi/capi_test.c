@@ -1,0 +1,386 @@
+/* The C ABI, exercised from C99: the happy paths and every bad input of the
+ * foundation issue. Each failing check prints its line and the call's error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvc.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    ++checks;                                                              \
+    if (!(cond)) {                                                         \
+      ++failures;                                                          \
+      fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__, \
+              __LINE__, #cond, kvc_error_last());                          \
+    }                                                                      \
+  } while (0)
+
+#define CHECK_STATUS(call, want)                                             \
+  do {                                                                       \
+    int got_ = (call);                                                       \
+    ++checks;                                                                \
+    if (got_ != (want)) {                                                    \
+      ++failures;                                                            \
+      fprintf(stderr, "%s:%d: %s returned %s, want %s (%s)\n", __FILE__,     \
+              __LINE__, #call, kvc_status_name(got_), kvc_status_name(want), \
+              kvc_error_last());                                             \
+    }                                                                        \
+  } while (0)
+
+enum { BT = 16 };
+
+static kvc_namespace_options small_ns(void) {
+  kvc_namespace_options o = KVC_NAMESPACE_OPTIONS_INIT;
+  o.model = "test-model";
+  o.revision = "r1";
+  o.dtype = "fp16";
+  o.layers = 2;
+  o.kv_heads = 2;
+  o.head_dim = 16;
+  o.block_tokens = BT;
+  o.shards = 1;
+  return o;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed) {
+  size_t i;
+  for (i = 0; i < n; ++i) p[i] = (unsigned char)((i * 31u + seed * 17u) & 0xff);
+}
+
+static void test_versions_and_strings(void) {
+  CHECK(strcmp(kvc_version(), "0.1.0") == 0);
+  CHECK(kvc_version_number() == KVC_VERSION_NUMBER);
+  CHECK((kvc_features() & KVC_FEATURE_SHA256) != 0);
+  CHECK(strcmp(kvc_status_name(KVC_ERR_NOT_FOUND), "KVC_ERR_NOT_FOUND") == 0);
+  CHECK(strcmp(kvc_status_str(KVC_OK), "ok") == 0);
+  CHECK(strcmp(kvc_status_str(12345), "unknown status") == 0);
+  CHECK(strcmp(kvc_status_name(KVC_STATUS_MIN - 1), "KVC_ERR_UNKNOWN") == 0);
+  CHECK(kvc_error_last() != NULL);
+  CHECK(strlen(kvc_policy_names()) > 0);
+  CHECK(strstr(kvc_policy_names(), kvc_policy_default()) != NULL);
+}
+
+static void test_open_errors(void) {
+  kvc_cache *c = NULL;
+  kvc_cache_options o = KVC_CACHE_OPTIONS_INIT;
+  kvc_error err;
+  CHECK_STATUS(kvc_cache_open(NULL, NULL, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK(err.code == KVC_ERR_INVALID_ARGUMENT && strstr(err.message, "out") != NULL);
+  o.host_capacity_bytes = 1000; /* below the minimum */
+  CHECK_STATUS(kvc_cache_open(&c, &o, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK(c == NULL);
+  CHECK(strstr(err.message, "minimum") != NULL);
+  o = (kvc_cache_options)KVC_CACHE_OPTIONS_INIT;
+  o.host_policy = "no-such-policy";
+  CHECK_STATUS(kvc_cache_open(&c, &o, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(err.message, "lru") != NULL); /* lists the known names */
+  o = (kvc_cache_options)KVC_CACHE_OPTIONS_INIT;
+  o.struct_size = 0;
+  CHECK_STATUS(kvc_cache_open(&c, &o, &err), KVC_ERR_INVALID_ARGUMENT);
+  o.struct_size = sizeof(o) + 8; /* from a newer header */
+  CHECK_STATUS(kvc_cache_open(&c, &o, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK(kvc_cache_close(NULL) == KVC_OK);
+  CHECK(kvc_namespace_close(NULL) == KVC_OK);
+  CHECK(kvc_store_abort(NULL) == KVC_OK);
+}
+
+static kvc_cache *open_cache(uint64_t bytes) {
+  kvc_cache *c = NULL;
+  kvc_cache_options o = KVC_CACHE_OPTIONS_INIT;
+  o.host_capacity_bytes = bytes;
+  o.prefault = 2;
+  CHECK_STATUS(kvc_cache_open(&c, &o, NULL), KVC_OK);
+  return c;
+}
+
+static void test_namespace_errors(kvc_cache *c) {
+  kvc_namespace *ns = NULL;
+  kvc_namespace_options o = small_ns();
+  kvc_error err;
+  o.model = NULL;
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(err.message, "model") != NULL);
+  o = small_ns();
+  o.dtype = "fp13";
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_ERR_LAYOUT);
+  CHECK(strstr(err.message, "dtype") != NULL);
+  o = small_ns();
+  o.shards = 3; /* kv_heads 2 is not a multiple of 3 */
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_ERR_LAYOUT);
+  o = small_ns();
+  o.layers = 0;
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_ERR_LAYOUT);
+  o = small_ns();
+  o.hash = "md5";
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(kvc_namespace_open(&ns, c, NULL, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(kvc_namespace_open(&ns, NULL, &o, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK(ns == NULL);
+}
+
+static void test_store_match_load(kvc_cache *c) {
+  kvc_namespace *ns = NULL;
+  kvc_namespace_options o = small_ns();
+  kvc_namespace_info info = KVC_NAMESPACE_INFO_INIT;
+  uint32_t tokens[4 * BT + 5];
+  kvc_key keys[8];
+  size_t n = 0, matched = 99, i;
+  uint8_t tiers[8];
+  unsigned char *blk, *out;
+  kvc_buf src, dst;
+  kvc_error err;
+  int32_t statuses[4];
+  kvc_buf srcs[4];
+
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_OK);
+  CHECK_STATUS(kvc_namespace_info_get(ns, &info, &err), KVC_OK);
+  CHECK(info.shard_bytes == 2u * 2 * 2 * 16 * BT * 2); /* K+V, layers, heads, dim, tokens, fp16 */
+  CHECK(info.block_bytes == info.shard_bytes);
+  CHECK(info.epoch >= 1);
+  blk = malloc(info.shard_bytes);
+  out = malloc(info.shard_bytes);
+  for (i = 0; i < sizeof tokens / sizeof tokens[0]; ++i) tokens[i] = (uint32_t)(i * 7 + 1);
+
+  /* Keys: 4 full blocks, the partial fifth has none. */
+  CHECK_STATUS(kvc_keys_compute(ns, keys, 8, &n, tokens, sizeof tokens / sizeof tokens[0], &err), KVC_OK);
+  CHECK(n == 4);
+  CHECK_STATUS(kvc_keys_compute(ns, keys, 3, &n, tokens, sizeof tokens / sizeof tokens[0], &err),
+               KVC_ERR_INVALID_ARGUMENT);
+  /* Fewer tokens than a block: a clear error. */
+  CHECK_STATUS(kvc_match_tokens(ns, &matched, NULL, NULL, 0, tokens, BT - 1, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(err.message, "16") != NULL);
+
+  /* Nothing stored: match 0, load misses. */
+  CHECK_STATUS(kvc_match(ns, &matched, tiers, keys, 4, &err), KVC_OK);
+  CHECK(matched == 0 && tiers[0] == KVC_TIER_NONE);
+  fill(blk, info.shard_bytes, 1);
+  src.data = blk; src.len = info.shard_bytes; src.mem = KVC_MEM_HOST; src.device = 0;
+  dst.data = out; dst.len = info.shard_bytes; dst.mem = KVC_MEM_HOST; dst.device = 0;
+  CHECK_STATUS(kvc_load(ns, &keys[0], 0, &dst, &err), KVC_ERR_NOT_FOUND);
+  CHECK(err.code == KVC_ERR_NOT_FOUND);
+
+  /* One-shot store, then EXISTS for a second store. */
+  CHECK_STATUS(kvc_store(ns, &keys[0], 0, &src, NULL, &err), KVC_OK);
+  CHECK_STATUS(kvc_store(ns, &keys[0], 0, &src, NULL, &err), KVC_ERR_EXISTS);
+  memset(out, 0, info.shard_bytes);
+  CHECK_STATUS(kvc_load(ns, &keys[0], 0, &dst, &err), KVC_OK);
+  CHECK(memcmp(out, blk, info.shard_bytes) == 0);
+
+  /* Wrong buffer sizes and NULLs: errors, and the block is unchanged. */
+  src.len = info.shard_bytes - 1;
+  CHECK_STATUS(kvc_store(ns, &keys[1], 0, &src, NULL, &err), KVC_ERR_LAYOUT);
+  CHECK(strstr(err.message, "bytes") != NULL);
+  src.len = 0;
+  CHECK_STATUS(kvc_store(ns, &keys[1], 0, &src, NULL, &err), KVC_ERR_LAYOUT);
+  src.len = (size_t)-1;
+  CHECK_STATUS(kvc_store(ns, &keys[1], 0, &src, NULL, &err), KVC_ERR_LAYOUT);
+  src.len = info.shard_bytes;
+  src.data = NULL;
+  CHECK_STATUS(kvc_store(ns, &keys[1], 0, &src, NULL, &err), KVC_ERR_INVALID_ARGUMENT);
+  src.data = blk;
+  src.mem = 7;
+  CHECK_STATUS(kvc_store(ns, &keys[1], 0, &src, NULL, &err), KVC_ERR_INVALID_ARGUMENT);
+  src.mem = KVC_MEM_HOST;
+  CHECK_STATUS(kvc_store(ns, NULL, 0, &src, NULL, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(kvc_store(ns, &keys[1], 5, &src, NULL, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(kvc_store(ns, &keys[1], 0, NULL, NULL, &err), KVC_ERR_INVALID_ARGUMENT);
+  dst.len = 3;
+  CHECK_STATUS(kvc_load(ns, &keys[0], 0, &dst, &err), KVC_ERR_LAYOUT);
+  dst.len = info.shard_bytes;
+  CHECK_STATUS(kvc_load(ns, &keys[0], 0, &dst, &err), KVC_OK);
+  CHECK(memcmp(out, blk, info.shard_bytes) == 0);
+
+  /* Match: one block present. */
+  CHECK_STATUS(kvc_match(ns, &matched, tiers, keys, 4, &err), KVC_OK);
+  CHECK(matched == 1 && tiers[0] == KVC_TIER_HOST && tiers[1] == KVC_TIER_NONE);
+
+  /* Batch store the chain, then match from tokens. */
+  for (i = 0; i < 4; ++i) srcs[i] = src;
+  CHECK_STATUS(kvc_store_batch(ns, statuses, keys, 4, 0, srcs, NULL, &err), KVC_OK);
+  CHECK(statuses[0] == KVC_ERR_EXISTS && statuses[1] == KVC_OK && statuses[3] == KVC_OK);
+  {
+    kvc_key got[8];
+    CHECK_STATUS(kvc_match_tokens(ns, &matched, NULL, got, 8, tokens, sizeof tokens / sizeof tokens[0], &err),
+                 KVC_OK);
+    CHECK(matched == 4);
+    CHECK(memcmp(got, keys, sizeof(kvc_key) * 4) == 0);
+  }
+  {
+    size_t offsets[3] = {0, 2, 4};
+    size_t outb[2] = {9, 9};
+    CHECK_STATUS(kvc_match_batch(ns, outb, keys, offsets, 2, &err), KVC_OK);
+    /* the second list starts at keys[2], a block present */
+    CHECK(outb[0] == 2 && outb[1] == 2);
+  }
+
+  /* Batch load: all four, then one bad buffer refuses the whole call. */
+  {
+    unsigned char *bufs = malloc(info.shard_bytes * 4);
+    kvc_buf dsts[4];
+    size_t loaded = 0;
+    for (i = 0; i < 4; ++i) {
+      dsts[i].data = bufs + i * info.shard_bytes;
+      dsts[i].len = info.shard_bytes;
+      dsts[i].mem = KVC_MEM_HOST;
+      dsts[i].device = 0;
+    }
+    CHECK_STATUS(kvc_load_batch(ns, statuses, &loaded, keys, 4, 0, dsts, &err), KVC_OK);
+    CHECK(loaded == 4);
+    CHECK(memcmp(bufs + 3 * info.shard_bytes, blk, info.shard_bytes) == 0);
+    dsts[2].len = 1;
+    CHECK_STATUS(kvc_load_batch(ns, statuses, &loaded, keys, 4, 0, dsts, &err), KVC_ERR_LAYOUT);
+    CHECK(strstr(err.message, "block 2") != NULL);
+    free(bufs);
+  }
+
+  /* Views: zero-copy, released once. */
+  {
+    kvc_view v, copy;
+    CHECK_STATUS(kvc_view_acquire(ns, &v, &keys[1], 0, 0, &err), KVC_OK);
+    CHECK(v.len == info.shard_bytes && v.id != 0);
+    CHECK(memcmp(v.data, blk, v.len) == 0);
+    copy = v;
+    /* Deleting a viewed block hides it at once, but the view's bytes stay. */
+    CHECK_STATUS(kvc_delete(ns, &keys[1], &err), KVC_OK);
+    CHECK_STATUS(kvc_load(ns, &keys[1], 0, &dst, &err), KVC_ERR_NOT_FOUND);
+    CHECK(memcmp(v.data, blk, v.len) == 0);
+    CHECK_STATUS(kvc_view_release(ns, &v, &err), KVC_OK);
+    CHECK(v.id == 0 && v.data == NULL);
+    CHECK_STATUS(kvc_view_release(ns, &v, &err), KVC_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(kvc_view_release(ns, &copy, &err), KVC_ERR_INVALID_ARGUMENT); /* double release */
+    CHECK(strstr(err.message, "released") != NULL);
+    CHECK_STATUS(kvc_view_acquire(ns, &v, &keys[1], 0, 0, &err), KVC_ERR_NOT_FOUND);
+    CHECK_STATUS(kvc_delete(ns, &keys[1], &err), KVC_ERR_NOT_FOUND);
+  }
+
+  /* Match stops at the deleted block. */
+  CHECK_STATUS(kvc_match(ns, &matched, NULL, keys, 4, &err), KVC_OK);
+  CHECK(matched == 1);
+
+  /* Two-phase store: PENDING for a second writer, abort, then commit. */
+  {
+    kvc_reservation *r1 = NULL, *r2 = NULL;
+    kvc_buf b;
+    CHECK_STATUS(kvc_store_begin(ns, &r1, &keys[1], 0, NULL, &err), KVC_OK);
+    CHECK_STATUS(kvc_store_begin(ns, &r2, &keys[1], 0, NULL, &err), KVC_ERR_PENDING);
+    CHECK(r2 == NULL);
+    CHECK_STATUS(kvc_load(ns, &keys[1], 0, &dst, &err), KVC_ERR_NOT_FOUND); /* not visible yet */
+    CHECK_STATUS(kvc_store_wait(ns, &keys[1], 0, 10, &err), KVC_ERR_TIMEOUT);
+    CHECK_STATUS(kvc_store_abort(r1), KVC_OK);
+    CHECK_STATUS(kvc_store_wait(ns, &keys[1], 0, 10, &err), KVC_ERR_NOT_FOUND);
+    CHECK_STATUS(kvc_store_begin(ns, &r1, &keys[1], 0, NULL, &err), KVC_OK);
+    CHECK_STATUS(kvc_reservation_buffer(r1, &b, &err), KVC_OK);
+    CHECK(b.len == info.shard_bytes && b.data != NULL);
+    src.len = 5;
+    CHECK_STATUS(kvc_reservation_write(r1, &src, &err), KVC_ERR_LAYOUT);
+    src.len = info.shard_bytes;
+    fill(blk, info.shard_bytes, 2);
+    CHECK_STATUS(kvc_reservation_write(r1, &src, &err), KVC_OK);
+    CHECK_STATUS(kvc_store_commit(r1, &err), KVC_OK);
+    CHECK_STATUS(kvc_store_wait(ns, &keys[1], 0, 10, &err), KVC_OK);
+    CHECK_STATUS(kvc_load(ns, &keys[1], 0, &dst, &err), KVC_OK);
+    CHECK(memcmp(out, blk, info.shard_bytes) == 0);
+  }
+
+  /* Revision bump: everything stored so far is invisible at once. */
+  {
+    uint64_t epoch = 0;
+    kvc_stats st = KVC_STATS_INIT;
+    CHECK_STATUS(kvc_namespace_bump_revision(ns, &epoch, &err), KVC_OK);
+    CHECK(epoch == info.epoch + 1);
+    CHECK_STATUS(kvc_match(ns, &matched, NULL, keys, 4, &err), KVC_OK);
+    CHECK(matched == 0);
+    CHECK_STATUS(kvc_load(ns, &keys[0], 0, &dst, &err), KVC_ERR_NOT_FOUND);
+    CHECK_STATUS(kvc_cache_stats(c, &st, &err), KVC_OK);
+    CHECK(st.misses_by_reason[KVC_MISS_STALE] >= 1);
+    CHECK(st.stores >= 5);
+    /* the same keys can be stored again under the new epoch */
+    CHECK_STATUS(kvc_store(ns, &keys[0], 0, &src, NULL, &err), KVC_OK);
+    CHECK_STATUS(kvc_match(ns, &matched, NULL, keys, 4, &err), KVC_OK);
+    CHECK(matched == 1);
+  }
+
+  /* Stats as JSON. */
+  {
+    char *json = NULL;
+    CHECK_STATUS(kvc_cache_stats_json(c, &json, &err), KVC_OK);
+    CHECK(json != NULL && strstr(json, "\"misses_by_reason\"") != NULL);
+    kvc_string_free(json);
+  }
+
+  /* Use after close: KVC_ERR_CLOSED, never a crash. */
+  CHECK_STATUS(kvc_namespace_close(ns), KVC_OK);
+  CHECK_STATUS(kvc_namespace_close(ns), KVC_ERR_CLOSED);
+  CHECK_STATUS(kvc_load(ns, &keys[0], 0, &dst, &err), KVC_ERR_CLOSED);
+  CHECK_STATUS(kvc_match(ns, &matched, NULL, keys, 1, &err), KVC_ERR_CLOSED);
+  CHECK(strstr(err.message, "closed") != NULL);
+  free(blk);
+  free(out);
+}
+
+static void test_closed_cache(void) {
+  kvc_cache *c = open_cache(1 << 20);
+  kvc_namespace *ns = NULL;
+  kvc_namespace_options o = small_ns();
+  kvc_stats st = KVC_STATS_INIT;
+  kvc_key k;
+  kvc_error err;
+  memset(&k, 1, sizeof k);
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_OK);
+  CHECK_STATUS(kvc_cache_close(c), KVC_OK);
+  CHECK_STATUS(kvc_cache_close(c), KVC_ERR_CLOSED);
+  CHECK_STATUS(kvc_cache_stats(c, &st, &err), KVC_ERR_CLOSED);
+  CHECK_STATUS(kvc_delete(ns, &k, &err), KVC_ERR_CLOSED);
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_ERR_CLOSED);
+}
+
+static void test_eviction_keeps_capacity(void) {
+  /* A 1 MiB cache takes many 8 KiB blocks: old ones are evicted, stores
+   * keep succeeding and used bytes never pass the capacity. */
+  kvc_cache *c = open_cache(1 << 20);
+  kvc_namespace *ns = NULL;
+  kvc_namespace_options o = small_ns();
+  kvc_stats st = KVC_STATS_INIT;
+  kvc_namespace_info info = KVC_NAMESPACE_INFO_INIT;
+  unsigned char *blk;
+  kvc_buf src;
+  kvc_key k;
+  unsigned i;
+  kvc_error err;
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_OK);
+  CHECK_STATUS(kvc_namespace_info_get(ns, &info, &err), KVC_OK);
+  blk = malloc(info.shard_bytes);
+  fill(blk, info.shard_bytes, 3);
+  src.data = blk; src.len = info.shard_bytes; src.mem = KVC_MEM_HOST; src.device = 0;
+  for (i = 0; i < 1000; ++i) {
+    memset(&k, 0, sizeof k);
+    memcpy(k.bytes, &i, sizeof i);
+    k.bytes[15] = 0x5a;
+    CHECK_STATUS(kvc_store(ns, &k, 0, &src, NULL, &err), KVC_OK);
+  }
+  CHECK_STATUS(kvc_cache_stats(c, &st, &err), KVC_OK);
+  CHECK(st.evictions > 0);
+  CHECK(st.used_bytes <= st.capacity_bytes);
+  CHECK(st.blocks * info.shard_bytes <= st.capacity_bytes);
+  CHECK(st.stores == 1000);
+  free(blk);
+  CHECK_STATUS(kvc_cache_close(c), KVC_OK);
+}
+
+int main(void) {
+  kvc_cache *c;
+  test_versions_and_strings();
+  test_open_errors();
+  c = open_cache(8 << 20);
+  test_namespace_errors(c);
+  test_store_match_load(c);
+  CHECK_STATUS(kvc_cache_close(c), KVC_OK);
+  test_closed_cache();
+  test_eviction_keeps_capacity();
+  printf("%d passed, %d failed\n", checks - failures, failures);
+  return failures == 0 ? 0 : 1;
+}
