@@ -81,7 +81,13 @@ Miss Cache::MissOf(Found f, const BlockKey& key) const {
     case Found::kExpired: return Miss::kExpired;
     case Found::kStale: return Miss::kStale;
     case Found::kPending: return Miss::kPending;
-    default: return tier_->RecentlyEvicted(key) ? Miss::kEvicted : Miss::kAbsent;
+    default:
+      switch (tier_->RecallGone(key)) {
+        case HostTier::kGoneEvicted: return Miss::kEvicted;
+        case HostTier::kGoneStale: return Miss::kStale;
+        case HostTier::kGoneExpired: return Miss::kExpired;
+        default: return Miss::kAbsent;
+      }
   }
 }
 
@@ -91,8 +97,10 @@ void Cache::CountMiss(Miss m, const BlockKey& key) {
   tier_->RecordMissLocked(key);
 }
 
-bool Cache::UnlinkLocked(ShardedIndex::Stripe& s, const BlockId& bid, EntryId eid, EntryState to) {
+bool Cache::UnlinkLocked(ShardedIndex::Stripe& s, const BlockId& bid, EntryId eid, EntryState to,
+                         HostTier::Gone why) {
   s.map.erase(bid);
+  if (why != HostTier::kGoneNone) tier_->RememberGone(bid.key, why);
   Entry& e = tier_->pool().at(eid);
   if (to == EntryState::kZombie) {  // the writer still owns the bytes
     e.state.store(EntryState::kZombie, std::memory_order_release);
@@ -190,13 +198,16 @@ Status Cache::BeginStore(NamespaceState& ns, const BlockKey& key, uint32_t shard
           if (e.state.load() == EntryState::kPending) {
             e.cancelled = kCancelRevision;
             UnlinkLocked(s, bid, it->second, EntryState::kZombie);
-          } else if (const EntryId old = it->second; UnlinkLocked(s, bid, old, EntryState::kDoomed)) {
+          } else if (const EntryId old = it->second;
+                     UnlinkLocked(s, bid, old, EntryState::kDoomed, HostTier::kGoneStale)) {
             to_free = old;
           }
           break;
         case Found::kExpired:
           c_.expirations.fetch_add(1, std::memory_order_relaxed);
-          if (const EntryId old = it->second; UnlinkLocked(s, bid, old, EntryState::kDoomed)) to_free = old;
+          if (const EntryId old = it->second;
+              UnlinkLocked(s, bid, old, EntryState::kDoomed, HostTier::kGoneExpired))
+            to_free = old;
           break;
         case Found::kAbsent:
           s.map.erase(it);
@@ -252,6 +263,7 @@ Status Cache::Commit(Reservation& r) {
   auto& s = index_.StripeOf(bid);
   Status result = Status::Ok();
   bool free_it = false;
+  int64_t expires_at = 0;
   {
     std::lock_guard<std::mutex> lk(s.mu);
     const EntryState st = e.state.load(std::memory_order_acquire);
@@ -273,7 +285,7 @@ Status Cache::Commit(Reservation& r) {
       result = Status(Code::kTimeout, "reservation passed its deadline and was aborted");
     } else {
       e.checksum = checksum;
-      e.expires_at = r.ttl_ms ? now + static_cast<int64_t>(r.ttl_ms) : 0;
+      e.expires_at = expires_at = r.ttl_ms ? now + static_cast<int64_t>(r.ttl_ms) : 0;
       e.state.store(EntryState::kCommitted, std::memory_order_release);
       auto tl = tier_->Lock();
       tier_->InsertLocked(r.entry, e.parent, e.parent_gen);
@@ -288,9 +300,10 @@ Status Cache::Commit(Reservation& r) {
   } else {
     c_.stores.fetch_add(1, std::memory_order_relaxed);
     c_.bytes_stored.fetch_add(r.size, std::memory_order_relaxed);
-    if (e.expires_at != 0) {
+    // `e` may already be evicted and reused: use the copy taken under the lock.
+    if (expires_at != 0) {
       int64_t cur = next_expiry_.load();
-      while (e.expires_at < cur && !next_expiry_.compare_exchange_weak(cur, e.expires_at)) {
+      while (expires_at < cur && !next_expiry_.compare_exchange_weak(cur, expires_at)) {
       }
     }
   }
@@ -381,7 +394,8 @@ Status Cache::Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, Entry
     } else if (f == Found::kExpired || (f == Found::kStale && tier_->pool().at(it->second).state.load() ==
                                                                   EntryState::kCommitted)) {
       if (f == Found::kExpired) c_.expirations.fetch_add(1, std::memory_order_relaxed);
-      if (const EntryId old = it->second; UnlinkLocked(s, bid, old, EntryState::kDoomed)) to_free = old;
+      const auto why = f == Found::kExpired ? HostTier::kGoneExpired : HostTier::kGoneStale;
+      if (const EntryId old = it->second; UnlinkLocked(s, bid, old, EntryState::kDoomed, why)) to_free = old;
     }
   }
   if (to_free != kNoEntry) FreeEntry(to_free);
@@ -507,7 +521,8 @@ void Cache::SweepStripes(int64_t now) {
       const Found f = Classify(*nss[bid.ns], e, now);
       if (f == Found::kStale || f == Found::kExpired) {
         if (f == Found::kExpired) c_.expirations.fetch_add(1, std::memory_order_relaxed);
-        if (UnlinkLocked(s, bid, eid, EntryState::kDoomed)) to_free.push_back(eid);
+        const auto why = f == Found::kExpired ? HostTier::kGoneExpired : HostTier::kGoneStale;
+        if (UnlinkLocked(s, bid, eid, EntryState::kDoomed, why)) to_free.push_back(eid);
       } else if (e.expires_at != 0 && e.expires_at < next) {
         next = e.expires_at;
       }

@@ -143,7 +143,8 @@ class Cache {
   Found Classify(NamespaceState& ns, const Entry& e, int64_t now) const;
   // Takes `eid` out of its stripe's map (REQUIRES: stripe locked). Returns
   // true when the caller must FreeEntry it after unlocking the stripe.
-  bool UnlinkLocked(ShardedIndex::Stripe& s, const BlockId& bid, EntryId eid, EntryState to);
+  bool UnlinkLocked(ShardedIndex::Stripe& s, const BlockId& bid, EntryId eid, EntryState to,
+                    HostTier::Gone why = HostTier::kGoneNone);
   void FreeEntry(EntryId eid);
   Status Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out);
   void Unpin(EntryId eid);

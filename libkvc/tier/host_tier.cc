@@ -72,7 +72,7 @@ bool HostTier::EvictOneLocked(uint64_t want_slot, std::vector<EntryId>* skip, bo
       continue;
     }
     stripe.map.erase(bid);
-    ghosts_[v.key.Low64() & (kGhostSlots - 1)].store(v.key.Low64() | 1, std::memory_order_relaxed);
+    RememberGone(v.key, kGoneEvicted);
     FreeEntryLocked(*victim);
     evictions_.fetch_add(1, std::memory_order_relaxed);
     return true;
@@ -118,9 +118,15 @@ void HostTier::FreeEntryLocked(EntryId id) {
   pool_.Free(id);
 }
 
-bool HostTier::RecentlyEvicted(const BlockKey& key) const {
-  return ghosts_[key.Low64() & (kGhostSlots - 1)].load(std::memory_order_relaxed) ==
-         (key.Low64() | 1);
+void HostTier::RememberGone(const BlockKey& key, Gone why) {
+  const uint64_t k = key.Low64();
+  ghosts_[(k >> 2) & (kGhostSlots - 1)].store((k & ~uint64_t{3}) | why, std::memory_order_relaxed);
+}
+
+HostTier::Gone HostTier::RecallGone(const BlockKey& key) const {
+  const uint64_t k = key.Low64();
+  const uint64_t g = ghosts_[(k >> 2) & (kGhostSlots - 1)].load(std::memory_order_relaxed);
+  return (g & ~uint64_t{3}) == (k & ~uint64_t{3}) ? static_cast<Gone>(g & 3) : kGoneNone;
 }
 
 nlohmann::json HostTier::PolicyJsonLocked() const {

@@ -58,8 +58,11 @@ class HostTier {
   // REQUIRES: tier lock; the entry is out of the index and unpinned.
   void FreeEntryLocked(EntryId id);
 
-  // Whether `key` was evicted recently (lossy; lock-free).
-  bool RecentlyEvicted(const BlockKey& key) const;
+  // Why a block left recently, as far as a small lossy table recalls
+  // (lock-free): kGoneNone, or the reason it was removed.
+  enum Gone : uint8_t { kGoneNone = 0, kGoneEvicted = 1, kGoneStale = 2, kGoneExpired = 3 };
+  void RememberGone(const BlockKey& key, Gone why);
+  Gone RecallGone(const BlockKey& key) const;
 
   uint64_t used_bytes() const { return used_bytes_.load(std::memory_order_relaxed); }
   uint64_t blocks() const { return blocks_.load(std::memory_order_relaxed); }
