@@ -36,6 +36,12 @@ Result<NamespaceFields> FieldsFromOptions(const kvc_namespace_options* opts) {
                            std::to_string(kNeeded) +
                            " (initialise the struct with KVC_NAMESPACE_OPTIONS_INIT)");
   }
+  if (opts->struct_size > sizeof(kvc_namespace_options)) {
+    return InvalidArgument("kvc_namespace_options.struct_size " +
+                           std::to_string(opts->struct_size) + " is larger than this library's " +
+                           std::to_string(sizeof(kvc_namespace_options)) +
+                           ": the caller was built against a newer kvc.h");
+  }
 
   NamespaceFields f;
   if (opts->hash != nullptr) {

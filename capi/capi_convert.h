@@ -20,11 +20,12 @@ static_assert(sizeof(kvc_key) == sizeof(BlockKey{}.bytes), "kvc_key and BlockKey
 
 // Validates every field of `opts` that enters the key seed and returns them.
 // KVC_ERR_INVALID_ARGUMENT, with a message naming the field, when `opts` is
-// NULL, struct_size does not cover the fields up to salt_len, hash is not a
-// known name (NULL means "sha256"), model or revision is NULL or empty, dtype
-// is NULL, salt is NULL while salt_len > 0, or a field is 4 GiB or longer;
-// KVC_ERR_LAYOUT when the layout is invalid (Layout::Validate). shards 0
-// means the default, 1; a NULL adapter means none.
+// NULL; struct_size does not cover the fields up to salt_len, or exceeds
+// sizeof(kvc_namespace_options) (the caller has a newer kvc.h); hash is not
+// a known name (NULL means "sha256"); model or revision is NULL or empty;
+// dtype is NULL; salt is NULL while salt_len > 0; or a field is 4 GiB or
+// longer. KVC_ERR_LAYOUT when the layout is invalid (Layout::Validate).
+// shards 0 means the default, 1; a NULL adapter means none.
 Result<NamespaceFields> FieldsFromOptions(const kvc_namespace_options* opts);
 
 inline kvc_key ToC(const BlockKey& k) {
