@@ -25,6 +25,7 @@ struct kvc_namespace {
   kvc_cache* cache = nullptr;
   kvc::NamespaceState* rep = nullptr;
   uint64_t default_ttl_ms = 0;
+  uint32_t tenant = 0;  // 0: none
 };
 
 struct kvc_reservation {
@@ -107,6 +108,7 @@ Status CheckBuf(const kvc_buf* b, uint64_t want, const char* name) {
 StoreParams ParamsOf(kvc_namespace* ns, const kvc_store_options* o, Status* st) {
   StoreParams p;
   p.ttl_ms = ns->default_ttl_ms;
+  p.tenant = ns->tenant;
   if (o == nullptr) return p;
   *st = CheckStructSize(o, "kvc_store_options");
   if (!st->ok()) return p;
@@ -154,6 +156,8 @@ KVC_EXPORT int kvc_cache_open(kvc_cache** out, const kvc_cache_options* opts, kv
         o.pin_timeout_ms = opts->pin_timeout_ms;
       if (KVC_HAS(opts, kvc_cache_options, maintenance_interval_ms) && opts->maintenance_interval_ms)
         o.maintenance_interval_ms = opts->maintenance_interval_ms;
+      if (KVC_HAS(opts, kvc_cache_options, tenants_path) && opts->tenants_path)
+        o.tenants_path = opts->tenants_path;
     }
     auto cache = Cache::Open(o);
     if (!cache.ok()) return cache.status();
@@ -192,11 +196,27 @@ KVC_EXPORT int kvc_namespace_open(kvc_namespace** out, kvc_cache* cache,
     KVC_REQUIRE_ARG(opts, "options");
     auto fields = FieldsFromOptions(opts);
     if (!fields.ok()) return fields.status();
+    uint32_t tenant_id = 0;
+    const char* tenant = KVC_HAS(opts, kvc_namespace_options, tenant) ? opts->tenant : nullptr;
+    const char* credential = KVC_HAS(opts, kvc_namespace_options, credential) ? opts->credential : nullptr;
+    if (tenant != nullptr) {
+      auto t = cache->rep->Authenticate(tenant, credential ? credential : "");
+      if (!t.ok()) return t.status();
+      if (t->isolation == Isolation::kIsolated) {
+        if (!fields->salt.empty())
+          return InvalidArgument("salt must be empty for an isolated tenant: its salt comes from the tenant's configuration");
+        fields->salt = t->salt;
+      }
+      tenant_id = t->id;
+    } else if (!cache->rep->tenants().tenants().empty()) {
+      return Status(Code::kPermission, "this cache has tenants: open the namespace as a tenant with its credential");
+    }
     auto st = cache->rep->OpenNamespace(*fields);
     if (!st.ok()) return st.status();
     auto* h = new kvc_namespace;
     h->cache = cache;
     h->rep = *st;
+    h->tenant = tenant_id;
     if (KVC_HAS(opts, kvc_namespace_options, default_ttl_ms)) h->default_ttl_ms = opts->default_ttl_ms;
     {
       std::lock_guard<std::mutex> lk(cache->mu);
@@ -279,7 +299,7 @@ KVC_EXPORT int kvc_match(kvc_namespace* ns, size_t* out_blocks, uint8_t* out_tie
     *out_blocks = 0;
     if (n_keys == 0) return Status::Ok();
     KVC_REQUIRE_ARG(keys, "keys");
-    *out_blocks = ns->cache->rep->Match(*ns->rep, {AsKeys(keys), n_keys}, out_tiers);
+    *out_blocks = ns->cache->rep->Match(*ns->rep, {AsKeys(keys), n_keys}, out_tiers, ns->tenant);
     return Status::Ok();
   });
 }
@@ -314,7 +334,7 @@ KVC_EXPORT int kvc_match_tokens(kvc_namespace* ns, size_t* out_blocks, uint8_t* 
       keys = heap_keys.data();
     }
     ns->rep->hasher.Keys({tokens, n_tokens}, keys);
-    *out_blocks = ns->cache->rep->Match(*ns->rep, {keys, n}, out_tiers);
+    *out_blocks = ns->cache->rep->Match(*ns->rep, {keys, n}, out_tiers, ns->tenant);
     return Status::Ok();
   });
 }
@@ -334,7 +354,7 @@ KVC_EXPORT int kvc_match_batch(kvc_namespace* ns, size_t* out_blocks, const kvc_
     if (offsets[n_lists] > offsets[0]) KVC_REQUIRE_ARG(keys, "keys");
     for (size_t i = 0; i < n_lists; ++i) {
       out_blocks[i] = ns->cache->rep->Match(
-          *ns->rep, {AsKeys(keys) + offsets[i], offsets[i + 1] - offsets[i]}, nullptr);
+          *ns->rep, {AsKeys(keys) + offsets[i], offsets[i + 1] - offsets[i]}, nullptr, ns->tenant);
     }
     return Status::Ok();
   });
@@ -455,7 +475,7 @@ KVC_EXPORT int kvc_load(kvc_namespace* ns, const kvc_key* key, uint32_t shard, c
     KVC_RETURN_IF_ERROR(Live(ns));
     KVC_REQUIRE_ARG(key, "key");
     KVC_RETURN_IF_ERROR(CheckBuf(dst, ns->rep->shard_bytes, "dst"));
-    return ns->cache->rep->Load(*ns->rep, AsKey(key), shard, dst->data);
+    return ns->cache->rep->Load(*ns->rep, AsKey(key), shard, dst->data, ns->tenant);
   });
 }
 
@@ -476,7 +496,7 @@ KVC_EXPORT int kvc_load_batch(kvc_namespace* ns, int32_t* out_statuses, size_t* 
     bool leading = true;
     size_t loaded = 0;
     for (size_t i = 0; i < n; ++i) {
-      Status s = ns->cache->rep->Load(*ns->rep, AsKey(&keys[i]), shard, dsts[i].data);
+      Status s = ns->cache->rep->Load(*ns->rep, AsKey(&keys[i]), shard, dsts[i].data, ns->tenant);
       if (out_statuses) out_statuses[i] = static_cast<int32_t>(s.code());
       if (s.ok() && leading) ++loaded;
       if (!s.ok()) leading = false;
@@ -494,7 +514,7 @@ KVC_EXPORT int kvc_view_acquire(kvc_namespace* ns, kvc_view* out, const kvc_key*
     KVC_RETURN_IF_ERROR(Live(ns));
     KVC_REQUIRE_ARG(key, "key");
     View v;
-    KVC_RETURN_IF_ERROR(ns->cache->rep->AcquireView(*ns->rep, AsKey(key), shard, pin_timeout_ms, &v));
+    KVC_RETURN_IF_ERROR(ns->cache->rep->AcquireView(*ns->rep, AsKey(key), shard, pin_timeout_ms, &v, ns->tenant));
     *out = kvc_view{v.data, static_cast<size_t>(v.size), v.id};
     return Status::Ok();
   });

@@ -184,10 +184,14 @@ typedef struct kvc_cache_options {
   /* Period of the maintenance thread that aborts expired reservations,
    * releases expired pins and reclaims expired blocks. Default: 100 ms. */
   uint32_t maintenance_interval_ms;
+  /* Tenants file (see kvc_tenant_create), or a directory holding
+   * tenants.json. NULL: no tenants. When the file names tenants, every
+   * namespace must be opened as one of them. */
+  const char *tenants_path;
 } kvc_cache_options;
 
 #define KVC_CACHE_OPTIONS_INIT \
-  { (uint32_t)sizeof(kvc_cache_options), 0, NULL, 0, 0, 0, 0, 0 }
+  { (uint32_t)sizeof(kvc_cache_options), 0, NULL, 0, 0, 0, 0, 0, NULL }
 
 KVC_API int kvc_cache_open(kvc_cache **out, const kvc_cache_options *opts,
                            kvc_error *err);
@@ -226,11 +230,17 @@ typedef struct kvc_namespace_options {
   size_t salt_len;
   /* TTL of a block stored without one. Default: 0, no expiry. */
   uint64_t default_ttl_ms;
+  /* The tenant to act as, and its credential; NULL for none (only in a
+   * cache without tenants). An isolated tenant's namespaces are salted with
+   * the tenant's secret salt from its configuration: `salt` must then be
+   * empty. A wrong name or credential is KVC_ERR_PERMISSION. */
+  const char *tenant;
+  const char *credential;
 } kvc_namespace_options;
 
 #define KVC_NAMESPACE_OPTIONS_INIT                                              \
   { (uint32_t)sizeof(kvc_namespace_options), NULL, NULL, NULL, NULL, NULL, 0, \
-    0, 0, 0, 0, NULL, 0, 0 }
+    0, 0, 0, 0, NULL, 0, 0, NULL, NULL }
 
 /* Opens (or joins) a namespace. Opening equal options twice yields two
  * handles on one namespace (same blocks, same revision epoch).
@@ -484,6 +494,45 @@ KVC_API int kvc_cache_stats(kvc_cache *cache, kvc_stats *out, kvc_error *err);
 KVC_API int kvc_cache_stats_json(kvc_cache *cache, char **out, kvc_error *err);
 /* Frees a string the library returned. NULL accepted. */
 KVC_API void kvc_string_free(char *s);
+
+/* ------------------------------------------------------------------------ */
+/* Tenants                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A tenant's configuration, for kvc_tenant_create. */
+typedef struct kvc_tenant_options {
+  uint32_t struct_size;
+  const char *name;      /* 1-64 of [A-Za-z0-9_.-] */
+  const char *isolation; /* "isolated" (default: keys salted with a secret of
+                            the tenant) or "shared" (one pool with every other
+                            shared tenant) */
+  uint64_t host_quota_bytes; /* hard limit in the host tier; 0: none */
+  uint64_t ssd_quota_bytes;  /* hard limit in the SSD tier; 0: none */
+  uint32_t borrow;           /* 1: may exceed the quota while the tier has free room */
+} kvc_tenant_options;
+
+#define KVC_TENANT_OPTIONS_INIT \
+  { (uint32_t)sizeof(kvc_tenant_options), NULL, NULL, 0, 0, 0 }
+
+/* Tenants live in a file (`path`, or `path`/tenants.json for a directory),
+ * edited under a lock and replaced atomically; a cache reads it at open.
+ * The file keeps a hash of each credential, never the credential. */
+
+/* Adds a tenant; *out_credential (free with kvc_string_free) is its new
+ * credential, shown this once. KVC_ERR_EXISTS if the name is taken. */
+KVC_API int kvc_tenant_create(char **out_credential, const char *path,
+                              const kvc_tenant_options *opts, kvc_error *err);
+/* The tenants of `path` as a JSON array (no secrets); free with
+ * kvc_string_free. */
+KVC_API int kvc_tenant_list_json(char **out, const char *path, kvc_error *err);
+/* Changes quotas; a field < 0 is left as is (borrow: -1 keep, 0 no, 1 yes).
+ * KVC_ERR_NOT_FOUND for an unknown name. */
+KVC_API int kvc_tenant_set_quota(const char *path, const char *name,
+                                 int64_t host_quota_bytes,
+                                 int64_t ssd_quota_bytes, int32_t borrow,
+                                 kvc_error *err);
+KVC_API int kvc_tenant_delete(const char *path, const char *name,
+                              kvc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Trace simulation (kvc sim)                                               */

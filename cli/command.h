@@ -29,6 +29,7 @@ Registration RegisterVersion(CLI::App& root);
 Registration RegisterHash(CLI::App& root);
 Registration RegisterSim(CLI::App& root);
 Registration RegisterBench(CLI::App& root);
+Registration RegisterTenant(CLI::App& root);
 
 enum class Output { kTable, kJson, kCsv };
 

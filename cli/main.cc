@@ -1,6 +1,7 @@
 // kvc: the command-line tool. Holds the command table; each subcommand is in
 // its own cmd_<name>.cc.
 #include <cstdio>
+#include <map>
 #include <vector>
 
 #include "command.h"
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
       RegisterHash(root),
       RegisterSim(root),
       RegisterBench(root),
+      RegisterTenant(root),
   };
   try {
     root.parse(argc, argv);

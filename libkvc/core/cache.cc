@@ -31,15 +31,44 @@ Result<std::unique_ptr<Cache>> Cache::Open(const CacheOptions& options) {
                            std::to_string(options.index_shards));
   }
   std::unique_ptr<Cache> cache(new Cache(options));
+  if (!options.tenants_path.empty()) {
+    auto reg = TenantRegistry::Load(options.tenants_path);
+    if (!reg.ok()) return reg.status();
+    cache->tenants_ = std::move(reg).value();
+  }
   auto tier = HostTier::Create(options.host_capacity_bytes, options.prefault, options.host_policy,
                                &cache->index_);
   if (!tier.ok()) return tier.status();
   cache->tier_ = std::move(tier).value();
+  {
+    std::vector<HostTier::TenantQuota> quotas;
+    for (const auto& t : cache->tenants_.tenants()) {
+      if (t.id >= kMaxTenants) return InvalidArgument("tenant id " + std::to_string(t.id) + " is too large");
+      if (quotas.size() <= t.id) quotas.resize(t.id + 1);
+      quotas[t.id] = HostTier::TenantQuota{t.host_quota_bytes, t.borrow};
+    }
+    auto lk = cache->tier_->Lock();
+    cache->tier_->SetQuotasLocked(std::move(quotas));
+  }
   cache->maintenance_ = std::thread([c = cache.get()] { c->MaintenanceLoop(); });
   return cache;
 }
 
-Cache::Cache(const CacheOptions& options) : options_(options), index_(options.index_shards) {}
+Cache::Cache(const CacheOptions& options)
+    : options_(options),
+      index_(options.index_shards),
+      tenant_hits_(new std::atomic<uint64_t>[kMaxTenants]),
+      tenant_misses_(new std::atomic<uint64_t>[kMaxTenants]) {
+  for (uint32_t i = 0; i < kMaxTenants; ++i) {
+    tenant_hits_[i].store(0, std::memory_order_relaxed);
+    tenant_misses_[i].store(0, std::memory_order_relaxed);
+  }
+}
+
+void Cache::CountHits(uint32_t tenant, uint64_t n) {
+  c_.hits.fetch_add(n, std::memory_order_relaxed);
+  if (tenant < kMaxTenants) tenant_hits_[tenant].fetch_add(n, std::memory_order_relaxed);
+}
 
 Cache::~Cache() {
   {
@@ -91,8 +120,9 @@ Miss Cache::MissOf(Found f, const BlockKey& key) const {
   }
 }
 
-void Cache::CountMiss(Miss m, const BlockKey& key) {
+void Cache::CountMiss(Miss m, const BlockKey& key, uint32_t tenant) {
   c_.misses[static_cast<int>(m)].fetch_add(1, std::memory_order_relaxed);
+  if (tenant < kMaxTenants) tenant_misses_[tenant].fetch_add(1, std::memory_order_relaxed);
   auto lk = tier_->Lock();
   tier_->RecordMissLocked(key);
 }
@@ -122,7 +152,7 @@ void Cache::FreeEntry(EntryId eid) {
   tier_->FreeEntryLocked(eid);
 }
 
-size_t Cache::Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t* tiers) {
+size_t Cache::Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t* tiers, uint32_t tenant) {
   const int64_t now = NowMs();
   size_t matched = 0;
   for (; matched < keys.size(); ++matched) {
@@ -136,14 +166,14 @@ size_t Cache::Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t*
       miss = it == s.map.end() ? Found::kAbsent : Classify(ns, tier_->pool().at(it->second), now);
     }
     if (miss != Found::kHit) {
-      CountMiss(MissOf(miss, key), key);
+      CountMiss(MissOf(miss, key), key, tenant);
       break;
     }
     if (tiers != nullptr) tiers[matched] = 2;  // KVC_TIER_HOST
   }
   if (tiers != nullptr)
     for (size_t i = matched; i < keys.size(); ++i) tiers[i] = 0;
-  c_.hits.fetch_add(matched, std::memory_order_relaxed);
+  CountHits(tenant, matched);
   return matched;
 }
 
@@ -222,6 +252,7 @@ Status Cache::BeginStore(NamespaceState& ns, const BlockKey& key, uint32_t shard
     e.key = key;
     e.ns = ns.index;
     e.shard = shard;
+    e.tenant = params.tenant;
     e.size = ns.shard_bytes;
     e.epoch = epoch;
     e.expires_at = 0;
@@ -238,17 +269,16 @@ Status Cache::BeginStore(NamespaceState& ns, const BlockKey& key, uint32_t shard
     std::lock_guard<std::mutex> lk(pending_mu_);
     pending_[eid] = PendingRecord{bid, token, now + timeout};
   }
-  bool ok;
+  Status alloc;
   {
     auto tl = tier_->Lock();
-    ok = tier_->AllocateLocked(eid, ns.shard_bytes);
+    alloc = tier_->AllocateLocked(eid);
   }
-  if (!ok) {
+  if (!alloc.ok()) {
     Reservation r{&ns, eid, token, nullptr, 0, 0};
     Abort(r);
     c_.aborts.fetch_sub(1, std::memory_order_relaxed);  // not the caller's abort
-    return Status(Code::kNoSpace, "no room in the host tier (" + std::to_string(tier_->capacity()) +
-                                      " bytes): every block that could make room is pinned or pending");
+    return alloc;
   }
   Entry& e = tier_->pool().at(eid);
   *out = Reservation{&ns, eid, token, tier_->data(e), ns.shard_bytes, params.ttl_ms};
@@ -372,7 +402,7 @@ Status Cache::WaitPending(NamespaceState& ns, const BlockKey& key, uint32_t shar
   }
 }
 
-Status Cache::Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out) {
+Status Cache::Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out, uint32_t tenant) {
   if (shard >= ns.shards) {
     return InvalidArgument("shard " + std::to_string(shard) + " is out of range: the namespace has " +
                            std::to_string(ns.shards) + " shard(s)");
@@ -400,10 +430,10 @@ Status Cache::Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, Entry
   }
   if (to_free != kNoEntry) FreeEntry(to_free);
   if (f != Found::kHit) {
-    CountMiss(MissOf(f, key), key);
+    CountMiss(MissOf(f, key), key, tenant);
     return NotFound();
   }
-  c_.hits.fetch_add(1, std::memory_order_relaxed);
+  CountHits(tenant, 1);
   return Status::Ok();
 }
 
@@ -422,9 +452,9 @@ void Cache::Unpin(EntryId eid) {
   if (free_it) FreeEntry(eid);
 }
 
-Status Cache::Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst) {
+Status Cache::Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, uint32_t tenant) {
   EntryId eid;
-  KVC_RETURN_IF_ERROR(Pin(ns, key, shard, &eid));
+  KVC_RETURN_IF_ERROR(Pin(ns, key, shard, &eid, tenant));
   const Entry& e = tier_->pool().at(eid);
   std::memcpy(dst, tier_->data(e), e.size);
   c_.bytes_loaded.fetch_add(e.size, std::memory_order_relaxed);
@@ -433,9 +463,9 @@ Status Cache::Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void
 }
 
 Status Cache::AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,
-                          uint32_t pin_timeout_ms, View* out) {
+                          uint32_t pin_timeout_ms, View* out, uint32_t tenant) {
   EntryId eid;
-  KVC_RETURN_IF_ERROR(Pin(ns, key, shard, &eid));
+  KVC_RETURN_IF_ERROR(Pin(ns, key, shard, &eid, tenant));
   const Entry& e = tier_->pool().at(eid);
   const uint64_t id = next_token_.fetch_add(1, std::memory_order_relaxed);
   const int64_t deadline = NowMs() + (pin_timeout_ms ? pin_timeout_ms : options_.pin_timeout_ms);
@@ -635,7 +665,18 @@ nlohmann::json Cache::StatsJson() {
     policy = tier_->PolicyJsonLocked();
   }
   const uint64_t lookups = st.hits + st.misses;
+  nlohmann::json tenants = nlohmann::json::array();
+  for (const auto& t : tenants_.tenants()) {
+    if (t.id >= kMaxTenants) continue;
+    nlohmann::json j = TenantRegistry::PublicJson(t);
+    j["hits"] = tenant_hits_[t.id].load();
+    j["misses"] = tenant_misses_[t.id].load();
+    j["host_bytes"] = tier_->TenantBytes(t.id);
+    j["host_blocks"] = tier_->TenantBlocks(t.id);
+    tenants.push_back(std::move(j));
+  }
   return nlohmann::json{
+      {"tenants", tenants},
       {"namespaces", st.namespaces},
       {"hits", st.hits},
       {"misses", st.misses},

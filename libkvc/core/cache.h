@@ -29,6 +29,7 @@
 #include "core/entry.h"
 #include "core/key_hasher.h"
 #include "core/sharded_index.h"
+#include "tenant/tenant_registry.h"
 #include "tier/host_tier.h"
 #include "util/status.h"
 
@@ -42,6 +43,8 @@ struct CacheOptions {
   uint32_t reservation_timeout_ms = 30000;
   uint32_t pin_timeout_ms = 60000;
   uint32_t maintenance_interval_ms = 100;
+  // Tenants file (or a directory holding tenants.json); empty: no tenants.
+  std::string tenants_path;
   static constexpr uint64_t kMinCapacity = 64 * 1024;
 };
 
@@ -67,6 +70,7 @@ struct StoreParams {
   uint64_t ttl_ms = 0;                 // 0: never expires
   uint32_t reservation_timeout_ms = 0; // 0: the cache default
   const BlockKey* parent = nullptr;
+  uint32_t tenant = 0;                 // 0: no tenant
 };
 
 // A reservation: the right to write one block shard. A value owned by the
@@ -107,9 +111,16 @@ class Cache {
   // is valid.
   Result<NamespaceState*> OpenNamespace(const NamespaceFields& fields);
 
+  // The cache's tenants (loaded at open).
+  const TenantRegistry& tenants() const { return tenants_; }
+  // Checks a tenant's credential; KVC_ERR_PERMISSION when wrong.
+  Result<TenantConfig> Authenticate(const std::string& name, const std::string& credential) const {
+    return tenants_.Authenticate(name, credential);
+  }
+
   // Leading blocks of `keys` present with every shard; `tiers` (may be null)
   // gets the holding tier of each matched block (kvc_tier values).
-  size_t Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t* tiers);
+  size_t Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t* tiers, uint32_t tenant = 0);
 
   // Two-phase store; see kvc_store_begin. On OK `out` is filled.
   Status BeginStore(NamespaceState& ns, const BlockKey& key, uint32_t shard,
@@ -122,9 +133,9 @@ class Cache {
   Status WaitPending(NamespaceState& ns, const BlockKey& key, uint32_t shard, uint32_t timeout_ms);
 
   // Copies a block shard into `dst` (exactly shard_bytes).
-  Status Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst);
+  Status Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, uint32_t tenant = 0);
   Status AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,
-                     uint32_t pin_timeout_ms, View* out);
+                     uint32_t pin_timeout_ms, View* out, uint32_t tenant = 0);
   Status ReleaseView(uint64_t id);
   // Removes every shard of `key`; pending reservations of it are cancelled.
   Status Delete(NamespaceState& ns, const BlockKey& key);
@@ -146,15 +157,17 @@ class Cache {
   bool UnlinkLocked(ShardedIndex::Stripe& s, const BlockId& bid, EntryId eid, EntryState to,
                     HostTier::Gone why = HostTier::kGoneNone);
   void FreeEntry(EntryId eid);
-  Status Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out);
+  Status Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out, uint32_t tenant);
   void Unpin(EntryId eid);
-  void CountMiss(Miss m, const BlockKey& key);
+  void CountMiss(Miss m, const BlockKey& key, uint32_t tenant);
+  void CountHits(uint32_t tenant, uint64_t n);
   Miss MissOf(Found f, const BlockKey& key) const;
   void NotifyWaiters();
   void MaintenanceLoop();
   void SweepStripes(int64_t now);
 
   CacheOptions options_;
+  TenantRegistry tenants_;
   ShardedIndex index_;
   std::unique_ptr<HostTier> tier_;
 
@@ -189,6 +202,8 @@ class Cache {
         store_pending{0}, aborts{0}, reservations_expired{0}, pins_expired{0}, expirations{0},
         deletes{0}, bytes_stored{0}, bytes_loaded{0};
   } c_;
+  static constexpr uint32_t kMaxTenants = 4096;
+  std::unique_ptr<std::atomic<uint64_t>[]> tenant_hits_, tenant_misses_;
 };
 
 int64_t NowMs();

@@ -39,6 +39,7 @@ struct Entry {
   BlockKey key;
   uint32_t ns = 0;
   uint32_t shard = 0;
+  uint32_t tenant = 0;      // 0: no tenant
   // Data.
   uint64_t offset = 0;      // in the arena
   uint64_t size = 0;        // bytes of the value

@@ -21,35 +21,90 @@ HostTier::HostTier(std::unique_ptr<HostArena> arena, std::unique_ptr<EvictionPol
       allocator_(arena_->size()),
       policy_(std::move(policy)),
       index_(index),
-      ghosts_(new std::atomic<uint64_t>[kGhostSlots]) {
+      ghosts_(new std::atomic<uint64_t>[kGhostSlots]),
+      tenant_bytes_(new std::atomic<uint64_t>[kMaxTenants]),
+      tenant_blocks_(new std::atomic<uint64_t>[kMaxTenants]) {
   for (uint64_t i = 0; i < kGhostSlots; ++i) ghosts_[i].store(0, std::memory_order_relaxed);
+  for (uint32_t i = 0; i < kMaxTenants; ++i) {
+    tenant_bytes_[i].store(0, std::memory_order_relaxed);
+    tenant_blocks_[i].store(0, std::memory_order_relaxed);
+  }
 }
 
-bool HostTier::AllocateLocked(EntryId id, uint64_t size) {
+void HostTier::SetQuotasLocked(std::vector<TenantQuota> quotas) {
+  if (quotas.size() > kMaxTenants) quotas.resize(kMaxTenants);
+  quotas_ = std::move(quotas);
+}
+
+uint64_t HostTier::TenantBytes(uint32_t t) const {
+  return t < kMaxTenants ? tenant_bytes_[t].load(std::memory_order_relaxed) : 0;
+}
+
+uint64_t HostTier::TenantBlocks(uint32_t t) const {
+  return t < kMaxTenants ? tenant_blocks_[t].load(std::memory_order_relaxed) : 0;
+}
+
+void HostTier::Account(uint32_t t, int64_t bytes, int64_t blocks) {
+  if (t >= kMaxTenants) return;
+  tenant_bytes_[t].fetch_add(static_cast<uint64_t>(bytes), std::memory_order_relaxed);
+  tenant_blocks_[t].fetch_add(static_cast<uint64_t>(blocks), std::memory_order_relaxed);
+}
+
+bool HostTier::MayEvictLocked(const Entry& v, uint32_t tenant, Scope scope) const {
+  if (v.tenant == tenant) return true;
+  if (scope == Scope::kOwn) return false;
+  const uint64_t q = QuotaOf(v.tenant);
+  return q == 0 || TenantBytes(v.tenant) > q;
+}
+
+Status HostTier::AllocateLocked(EntryId id) {
   Entry& e = pool_.at(id);
-  const uint64_t slot = SlabAllocator::RoundedSize(size);
+  const uint64_t slot = SlabAllocator::RoundedSize(e.size);
+  const uint32_t t = e.tenant;
   std::vector<EntryId> skip;
+  const uint64_t quota = QuotaOf(t);
+  const bool borrow = t < quotas_.size() && quotas_[t].borrow;
+  // At its quota (and not borrowing free room): make room among its own.
+  if (quota != 0 && TenantBytes(t) + slot > quota && !(borrow && allocator_.used_bytes() + slot <= allocator_.capacity())) {
+    if (slot > quota) {
+      return Status(Code::kQuota, "a block of " + std::to_string(slot) + " bytes exceeds the tenant's host quota of " +
+                                      std::to_string(quota) + " bytes");
+    }
+    while (TenantBytes(t) + slot > quota) {
+      if (!EvictOneLocked(slot, t, Scope::kOwn, true, &skip)) {
+        return Status(Code::kQuota, "the tenant is at its host quota of " + std::to_string(quota) +
+                                        " bytes and none of its blocks can be evicted (pinned or pending)");
+      }
+    }
+  }
   // First evict blocks whose memory the new block can reuse (same size
-  // class, or the last block of a slab); only then anything.
+  // class, or the last block of a slab); only then anything allowed.
   bool any_class = false;
   for (;;) {
-    if (auto off = allocator_.Allocate(size)) {
+    if (auto off = allocator_.Allocate(e.size)) {
       e.offset = *off;
       e.has_memory = true;
       used_bytes_.store(allocator_.used_bytes(), std::memory_order_relaxed);
-      return true;
+      Account(t, static_cast<int64_t>(slot), 0);
+      return Status::Ok();
     }
-    if (EvictOneLocked(slot, &skip, any_class)) continue;
-    if (any_class) return false;
+    if (EvictOneLocked(slot, t, Scope::kAllowed, any_class, &skip)) continue;
+    if (any_class) {
+      return Status(Code::kNoSpace, "no room in the host tier (" + std::to_string(capacity()) +
+                                        " bytes): every block that could make room is pinned, pending, "
+                                        "or within another tenant's quota");
+    }
     any_class = true;
   }
 }
 
-bool HostTier::EvictOneLocked(uint64_t want_slot, std::vector<EntryId>* skip, bool any_class) {
+bool HostTier::EvictOneLocked(uint64_t want_slot, uint32_t tenant, Scope scope, bool any_class,
+                              std::vector<EntryId>* skip) {
   auto evictable = [&](PolicyHandle h) {
     const Entry& v = pool_.at(h);
     if (v.state.load(std::memory_order_acquire) != EntryState::kCommitted) return false;
     if (v.pins.load(std::memory_order_acquire) != 0) return false;
+    if (!MayEvictLocked(v, tenant, scope)) return false;
     if (std::find(skip->begin(), skip->end(), h) != skip->end()) return false;
     if (any_class) return true;
     return SlabAllocator::RoundedSize(v.size) == want_slot ||
@@ -92,6 +147,7 @@ void HostTier::InsertLocked(EntryId id, EntryId parent, uint32_t parent_gen) {
   policy_->Insert(id, pe);
   e.in_policy = true;
   blocks_.fetch_add(1, std::memory_order_relaxed);
+  Account(e.tenant, 0, 1);
 }
 
 void HostTier::TouchLocked(EntryId id) {
@@ -106,12 +162,14 @@ void HostTier::UntrackLocked(EntryId id) {
   policy_->Erase(id);
   e.in_policy = false;
   blocks_.fetch_sub(1, std::memory_order_relaxed);
+  Account(e.tenant, 0, -1);
 }
 
 void HostTier::FreeEntryLocked(EntryId id) {
   UntrackLocked(id);
   Entry& e = pool_.at(id);
   if (e.has_memory) {
+    Account(e.tenant, -static_cast<int64_t>(SlabAllocator::RoundedSize(e.size)), 0);
     allocator_.Free(e.offset, e.size);
     used_bytes_.store(allocator_.used_bytes(), std::memory_order_relaxed);
   }

@@ -42,10 +42,24 @@ class HostTier {
 
   // A fresh entry slot. REQUIRES: tier lock.
   EntryId NewEntryLocked() { return pool_.Allocate(); }
-  // Gives `e` `size` bytes of the arena, evicting committed, unpinned blocks
-  // as the policy orders them until it fits. false when nothing more can be
-  // evicted. REQUIRES: tier lock, and no index stripe held by this thread.
-  bool AllocateLocked(EntryId id, uint64_t size);
+  // Gives entry `id` (its size and tenant set) room in the arena, evicting
+  // committed, unpinned blocks in policy order until it fits. Tenant quotas
+  // are hard: a tenant at its quota evicts only its own blocks (KVC_ERR_QUOTA
+  // if that cannot make room); a tenant below it evicts its own blocks, blocks
+  // of tenants over their quota (borrowed room) and blocks of no tenant or of
+  // tenants without a quota, never a block that would take another tenant
+  // below its quota (KVC_ERR_NO_SPACE when nothing else is left).
+  // REQUIRES: tier lock, and no index stripe held by this thread.
+  Status AllocateLocked(EntryId id);
+
+  struct TenantQuota {
+    uint64_t bytes = 0;  // 0: no quota
+    bool borrow = false;
+  };
+  // Quotas by tenant id (index 0 is "no tenant"). REQUIRES: tier lock.
+  void SetQuotasLocked(std::vector<TenantQuota> quotas);
+  uint64_t TenantBytes(uint32_t tenant) const;
+  uint64_t TenantBlocks(uint32_t tenant) const;
   // Starts tracking a committed entry. `parent` is a resident entry or
   // kNoEntry. REQUIRES: tier lock.
   void InsertLocked(EntryId id, EntryId parent, uint32_t parent_gen);
@@ -73,7 +87,15 @@ class HostTier {
  private:
   HostTier(std::unique_ptr<HostArena> arena, std::unique_ptr<EvictionPolicy> policy,
            ShardedIndex* index);
-  bool EvictOneLocked(uint64_t want_slot, std::vector<EntryId>* skip, bool any_class);
+  enum class Scope { kOwn, kAllowed };
+  bool EvictOneLocked(uint64_t want_slot, uint32_t tenant, Scope scope, bool any_class,
+                      std::vector<EntryId>* skip);
+  bool MayEvictLocked(const Entry& victim, uint32_t tenant, Scope scope) const;
+  uint64_t QuotaOf(uint32_t tenant) const {
+    return tenant < quotas_.size() ? quotas_[tenant].bytes : 0;
+  }
+  void Account(uint32_t tenant, int64_t bytes, int64_t blocks);
+  static constexpr uint32_t kMaxTenants = 4096;
 
   std::mutex mu_;
   std::unique_ptr<HostArena> arena_;
@@ -86,6 +108,9 @@ class HostTier {
   std::atomic<uint64_t> used_bytes_{0};
   std::atomic<uint64_t> blocks_{0};
   std::atomic<uint64_t> evictions_{0};
+  std::vector<TenantQuota> quotas_;  // GUARDED_BY(mu_)
+  std::unique_ptr<std::atomic<uint64_t>[]> tenant_bytes_;   // written under mu_
+  std::unique_ptr<std::atomic<uint64_t>[]> tenant_blocks_;  // written under mu_
 };
 
 }  // namespace kvc

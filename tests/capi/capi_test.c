@@ -1,8 +1,10 @@
 /* The C ABI, exercised from C99: the happy paths and every bad input of the
  * foundation issue. Each failing check prints its line and the call's error. */
+#define _XOPEN_SOURCE 700 /* mkstemp, close, unlink */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kvc.h"
 
@@ -371,6 +373,141 @@ static void test_eviction_keeps_capacity(void) {
   CHECK_STATUS(kvc_cache_close(c), KVC_OK);
 }
 
+
+/* Tenants: credentials, isolation by salt, hard quotas. */
+static void test_tenants(void) {
+  char path[] = "/tmp/kvc-capi-tenants-XXXXXX";
+  char file[128];
+  char *cred_a = NULL, *cred_b = NULL, *cred_s = NULL, *json = NULL;
+  kvc_tenant_options t = KVC_TENANT_OPTIONS_INIT;
+  kvc_cache_options co = KVC_CACHE_OPTIONS_INIT;
+  kvc_namespace_options no = small_ns();
+  kvc_cache *c = NULL;
+  kvc_namespace *a = NULL, *a2 = NULL, *b = NULL, *anon = NULL;
+  kvc_namespace_info info = KVC_NAMESPACE_INFO_INIT;
+  kvc_error err;
+  uint32_t tokens[BT * 8];
+  kvc_key ka[8], kb[8];
+  size_t n = 0, matched = 0, i, hits_a = 0, hits_cross = 0;
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  close(fd);
+  unlink(path);
+  snprintf(file, sizeof file, "%s", path);
+
+  t.name = "alpha";
+  t.host_quota_bytes = 64 * 8192; /* 64 blocks */
+  CHECK_STATUS(kvc_tenant_create(&cred_a, file, &t, &err), KVC_OK);
+  CHECK(cred_a != NULL && strlen(cred_a) > 16);
+  CHECK_STATUS(kvc_tenant_create(&cred_b, file, &t, &err), KVC_ERR_EXISTS);
+  t.name = "beta";
+  CHECK_STATUS(kvc_tenant_create(&cred_b, file, &t, &err), KVC_OK);
+  t.name = "bad name!";
+  CHECK_STATUS(kvc_tenant_create(&cred_s, file, &t, &err), KVC_ERR_INVALID_ARGUMENT);
+  t.name = "gamma";
+  t.isolation = "sideways";
+  CHECK_STATUS(kvc_tenant_create(&cred_s, file, &t, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(kvc_tenant_list_json(&json, file, &err), KVC_OK);
+  CHECK(json != NULL && strstr(json, "\"alpha\"") && strstr(json, "\"beta\"") && !strstr(json, "salt") &&
+        !strstr(json, cred_a));
+  kvc_string_free(json);
+  CHECK_STATUS(kvc_tenant_set_quota(file, "nobody", 1, -1, -1, &err), KVC_ERR_NOT_FOUND);
+
+  co.host_capacity_bytes = 4 << 20; /* 512 blocks of 8 KiB */
+  co.prefault = 2;
+  co.tenants_path = file;
+  CHECK_STATUS(kvc_cache_open(&c, &co, &err), KVC_OK);
+  /* No tenant, wrong tenant, wrong credential: refused. */
+  CHECK_STATUS(kvc_namespace_open(&anon, c, &no, &err), KVC_ERR_PERMISSION);
+  no.tenant = "alpha";
+  no.credential = "kvc_wrong";
+  CHECK_STATUS(kvc_namespace_open(&a, c, &no, &err), KVC_ERR_PERMISSION);
+  no.tenant = "nobody";
+  no.credential = cred_a;
+  CHECK_STATUS(kvc_namespace_open(&a, c, &no, &err), KVC_ERR_PERMISSION);
+  /* A caller-supplied salt is refused for an isolated tenant. */
+  no.tenant = "alpha";
+  no.salt = (const uint8_t *)"x";
+  no.salt_len = 1;
+  CHECK_STATUS(kvc_namespace_open(&a, c, &no, &err), KVC_ERR_INVALID_ARGUMENT);
+  no.salt = NULL;
+  no.salt_len = 0;
+  CHECK_STATUS(kvc_namespace_open(&a, c, &no, &err), KVC_OK);
+  CHECK_STATUS(kvc_namespace_open(&a2, c, &no, &err), KVC_OK);
+  no.tenant = "beta";
+  no.credential = cred_b;
+  CHECK_STATUS(kvc_namespace_open(&b, c, &no, &err), KVC_OK);
+  CHECK_STATUS(kvc_namespace_info_get(a, &info, &err), KVC_OK);
+
+  /* Equal prompts, unrelated keys. */
+  for (i = 0; i < sizeof tokens / sizeof tokens[0]; ++i) tokens[i] = (uint32_t)(i * 13 + 5);
+  CHECK_STATUS(kvc_keys_compute(a, ka, 8, &n, tokens, BT * 8, &err), KVC_OK);
+  CHECK_STATUS(kvc_keys_compute(b, kb, 8, &n, tokens, BT * 8, &err), KVC_OK);
+  CHECK(memcmp(ka, kb, sizeof ka) != 0);
+  {
+    unsigned char *blk = malloc(info.shard_bytes);
+    kvc_buf src;
+    kvc_buf srcs[8];
+    unsigned p;
+    fill(blk, info.shard_bytes, 9);
+    src.data = blk; src.len = info.shard_bytes; src.mem = KVC_MEM_HOST; src.device = 0;
+    for (i = 0; i < 8; ++i) srcs[i] = src;
+    CHECK_STATUS(kvc_store_batch(a, NULL, ka, 8, 0, srcs, NULL, &err), KVC_OK);
+    /* 10^5 lookups of alpha's prompts by beta: 0 hits; alpha itself hits. */
+    for (p = 0; p < 100000; ++p) {
+      CHECK_STATUS(kvc_match_tokens(b, &matched, NULL, NULL, 0, tokens, BT * 8, &err), KVC_OK);
+      hits_cross += matched;
+      if (p % 1000 == 0) {
+        CHECK_STATUS(kvc_match_tokens(a2, &matched, NULL, NULL, 0, tokens, BT * 8, &err), KVC_OK);
+        hits_a += matched;
+      }
+    }
+    CHECK(hits_cross == 0);
+    CHECK(hits_a == 100 * 8);
+
+    /* Quota: alpha floods the cache with 300 blocks but keeps within 64;
+     * beta's 100 blocks all stay. */
+    for (p = 0; p < 100; ++p) {
+      kvc_key k;
+      memset(&k, 0, sizeof k);
+      memcpy(k.bytes, &p, sizeof p);
+      k.bytes[8] = 0xbb;
+      CHECK_STATUS(kvc_store(b, &k, 0, &src, NULL, &err), KVC_OK);
+    }
+    for (p = 0; p < 300; ++p) {
+      kvc_key k;
+      memset(&k, 0, sizeof k);
+      memcpy(k.bytes, &p, sizeof p);
+      k.bytes[8] = 0xaa;
+      CHECK_STATUS(kvc_store(a, &k, 0, &src, NULL, &err), KVC_OK);
+    }
+    {
+      size_t beta_present = 0;
+      for (p = 0; p < 100; ++p) {
+        kvc_key k;
+        memset(&k, 0, sizeof k);
+        memcpy(k.bytes, &p, sizeof p);
+        k.bytes[8] = 0xbb;
+        CHECK_STATUS(kvc_match(b, &matched, NULL, &k, 1, &err), KVC_OK);
+        beta_present += matched;
+      }
+      CHECK(beta_present == 100);
+    }
+    CHECK_STATUS(kvc_cache_stats_json(c, &json, &err), KVC_OK);
+    CHECK(json != NULL && strstr(json, "\"host_bytes\":524288") != NULL); /* alpha at exactly its quota */
+    kvc_string_free(json);
+    free(blk);
+  }
+  CHECK_STATUS(kvc_cache_close(c), KVC_OK);
+  CHECK_STATUS(kvc_tenant_delete(file, "beta", &err), KVC_OK);
+  CHECK_STATUS(kvc_tenant_delete(file, "beta", &err), KVC_ERR_NOT_FOUND);
+  kvc_string_free(cred_a);
+  kvc_string_free(cred_b);
+  unlink(file);
+  snprintf(file, sizeof file, "%s.lock", path);
+  unlink(file);
+}
+
 int main(void) {
   kvc_cache *c;
   test_versions_and_strings();
@@ -381,6 +518,7 @@ int main(void) {
   CHECK_STATUS(kvc_cache_close(c), KVC_OK);
   test_closed_cache();
   test_eviction_keeps_capacity();
+  test_tenants();
   printf("%d passed, %d failed\n", checks - failures, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -1,0 +1,80 @@
+// TenantRegistry: the tenants of a cache, kept in a JSON file (a cache
+// directory's `tenants.json`, or any config file).
+//
+// A tenant has a name, a credential, an isolation mode and byte quotas per
+// tier. The file stores a SHA-256 of each credential, never the credential
+// itself, and each isolated tenant's secret salt (32 random bytes): the salt
+// enters the key seed of every namespace the tenant opens, so equal prompts
+// of two isolated tenants produce unrelated keys. A shared tenant's
+// namespaces carry no tenant salt: they are one pool with every other shared
+// tenant's namespaces of the same model. A caller never supplies the salt.
+//
+// Quotas are hard limits on a tenant's resident bytes per tier (0: none).
+// `borrow` lets a tenant exceed its quota while the tier has free space; the
+// excess is the first to be evicted when anyone needs room.
+//
+// Thread-safe: the loaded registry is immutable; edits go through the static
+// file functions, which lock the file (flock) and replace it atomically.
+#ifndef KVC_TENANT_TENANT_REGISTRY_H_
+#define KVC_TENANT_TENANT_REGISTRY_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/status.h"
+
+namespace kvc {
+
+enum class Isolation { kIsolated, kShared };
+
+struct TenantConfig {
+  std::string name;
+  Isolation isolation = Isolation::kIsolated;
+  uint64_t host_quota_bytes = 0;  // 0: no quota
+  uint64_t ssd_quota_bytes = 0;
+  bool borrow = false;
+  std::string credential_sha256;  // hex
+  std::string salt;               // raw bytes; empty for shared tenants
+  uint32_t id = 0;                // stable, 1-based; 0 means "no tenant"
+};
+
+class TenantRegistry {
+ public:
+  // Loads `path` (a file, or a directory holding tenants.json). A missing
+  // file is an empty registry. KVC_ERR_PARSE for a malformed file.
+  static Result<TenantRegistry> Load(const std::string& path);
+
+  // Finds `name` and checks `credential` in constant time.
+  // KVC_ERR_NOT_FOUND is never returned for a wrong name: both a wrong name
+  // and a wrong credential are KVC_ERR_PERMISSION, so names cannot be probed.
+  Result<TenantConfig> Authenticate(const std::string& name, const std::string& credential) const;
+  const std::vector<TenantConfig>& tenants() const { return tenants_; }
+  const TenantConfig* Find(const std::string& name) const;
+
+  // Edits of the file at `path`. Create returns the new tenant's credential
+  // (shown once; only its hash is kept).
+  static Result<std::string> Create(const std::string& path, TenantConfig config);
+  static Status SetQuota(const std::string& path, const std::string& name,
+                         std::optional<uint64_t> host, std::optional<uint64_t> ssd,
+                         std::optional<bool> borrow);
+  static Status Delete(const std::string& path, const std::string& name);
+
+  // The public view of the tenants (no credential hash, no salt).
+  nlohmann::json PublicJson() const;
+  static nlohmann::json PublicJson(const TenantConfig& t);
+
+  // "isolated" / "shared".
+  static Result<Isolation> ParseIsolation(const std::string& s);
+  static const char* IsolationName(Isolation i);
+
+ private:
+  std::vector<TenantConfig> tenants_;
+};
+
+}  // namespace kvc
+
+#endif  // KVC_TENANT_TENANT_REGISTRY_H_
