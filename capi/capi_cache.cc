@@ -26,6 +26,7 @@ struct kvc_namespace {
   kvc::NamespaceState* rep = nullptr;
   uint64_t default_ttl_ms = 0;
   uint32_t tenant = 0;  // 0: none
+  bool write_through = false;
 };
 
 struct kvc_reservation {
@@ -109,6 +110,7 @@ StoreParams ParamsOf(kvc_namespace* ns, const kvc_store_options* o, Status* st) 
   StoreParams p;
   p.ttl_ms = ns->default_ttl_ms;
   p.tenant = ns->tenant;
+  p.write_through = ns->write_through;
   if (o == nullptr) return p;
   *st = CheckStructSize(o, "kvc_store_options");
   if (!st->ok()) return p;
@@ -116,6 +118,13 @@ StoreParams ParamsOf(kvc_namespace* ns, const kvc_store_options* o, Status* st) 
   if (KVC_HAS(o, kvc_store_options, reservation_timeout_ms))
     p.reservation_timeout_ms = o->reservation_timeout_ms;
   if (KVC_HAS(o, kvc_store_options, parent) && o->parent) p.parent = &AsKey(o->parent);
+  if (KVC_HAS(o, kvc_store_options, durable)) {
+    if (o->durable > 1) {
+      *st = InvalidArgument("kvc_store_options.durable must be 0 or 1");
+      return p;
+    }
+    p.durable = o->durable == 1;
+  }
   return p;
 }
 
@@ -158,6 +167,13 @@ KVC_EXPORT int kvc_cache_open(kvc_cache** out, const kvc_cache_options* opts, kv
         o.maintenance_interval_ms = opts->maintenance_interval_ms;
       if (KVC_HAS(opts, kvc_cache_options, tenants_path) && opts->tenants_path)
         o.tenants_path = opts->tenants_path;
+      if (KVC_HAS(opts, kvc_cache_options, ssd_dir) && opts->ssd_dir) {
+        o.ssd_dir = opts->ssd_dir;
+        if (!KVC_HAS(opts, kvc_cache_options, ssd_capacity_bytes) || opts->ssd_capacity_bytes == 0)
+          return InvalidArgument("ssd_capacity_bytes is required with ssd_dir");
+        o.ssd_capacity_bytes = opts->ssd_capacity_bytes;
+      }
+      if (KVC_HAS(opts, kvc_cache_options, ssd_policy) && opts->ssd_policy) o.ssd_policy = opts->ssd_policy;
     }
     auto cache = Cache::Open(o);
     if (!cache.ok()) return cache.status();
@@ -196,6 +212,14 @@ KVC_EXPORT int kvc_namespace_open(kvc_namespace** out, kvc_cache* cache,
     KVC_REQUIRE_ARG(opts, "options");
     auto fields = FieldsFromOptions(opts);
     if (!fields.ok()) return fields.status();
+    bool write_through = false;
+    if (KVC_HAS(opts, kvc_namespace_options, write_mode)) {
+      if (opts->write_mode > KVC_WRITE_THROUGH) {
+        return InvalidArgument("write_mode must be KVC_WRITE_BACK (0) or KVC_WRITE_THROUGH (1), not " +
+                               std::to_string(opts->write_mode));
+      }
+      write_through = opts->write_mode == KVC_WRITE_THROUGH;
+    }
     uint32_t tenant_id = 0;
     const char* tenant = KVC_HAS(opts, kvc_namespace_options, tenant) ? opts->tenant : nullptr;
     const char* credential = KVC_HAS(opts, kvc_namespace_options, credential) ? opts->credential : nullptr;
@@ -217,6 +241,7 @@ KVC_EXPORT int kvc_namespace_open(kvc_namespace** out, kvc_cache* cache,
     h->cache = cache;
     h->rep = *st;
     h->tenant = tenant_id;
+    h->write_through = write_through;
     if (KVC_HAS(opts, kvc_namespace_options, default_ttl_ms)) h->default_ttl_ms = opts->default_ttl_ms;
     {
       std::lock_guard<std::mutex> lk(cache->mu);
@@ -567,6 +592,14 @@ KVC_EXPORT int kvc_cache_stats(kvc_cache* cache, kvc_stats* out, kvc_error* err)
     r.deletes = s.deletes;
     r.bytes_stored = s.bytes_stored;
     r.bytes_loaded = s.bytes_loaded;
+    r.promotions = s.promotions;
+    r.demotions = s.demotions;
+    r.demotions_dropped = s.demotions_dropped;
+    r.ssd_capacity_bytes = s.ssd_capacity_bytes;
+    r.ssd_used_bytes = s.ssd_used_bytes;
+    r.ssd_blocks = s.ssd_blocks;
+    r.ssd_hits = s.ssd_hits;
+    r.checksum_failures = s.checksum_failures;
     const uint32_t n = out->struct_size;
     std::memcpy(out, &r, n);
     out->struct_size = n;
@@ -585,5 +618,12 @@ KVC_EXPORT int kvc_cache_stats_json(kvc_cache* cache, char** out, kvc_error* err
     std::memcpy(p, s.c_str(), s.size() + 1);
     *out = p;
     return Status::Ok();
+  });
+}
+
+KVC_EXPORT int kvc_cache_flush(kvc_cache* cache, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_RETURN_IF_ERROR(Live(cache));
+    return cache->rep->Flush();
   });
 }

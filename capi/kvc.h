@@ -188,10 +188,18 @@ typedef struct kvc_cache_options {
    * tenants.json. NULL: no tenants. When the file names tenants, every
    * namespace must be opened as one of them. */
   const char *tenants_path;
+  /* The SSD tier below host DRAM: a directory of segment files (created if
+   * missing; reopened warm after a restart) and its byte capacity (required
+   * with ssd_dir). NULL: no SSD tier. A directory in use by another process,
+   * or of a newer format, is refused. */
+  const char *ssd_dir;
+  uint64_t ssd_capacity_bytes;
+  /* Eviction policy of the SSD tier; NULL: kvc_policy_default(). */
+  const char *ssd_policy;
 } kvc_cache_options;
 
 #define KVC_CACHE_OPTIONS_INIT \
-  { (uint32_t)sizeof(kvc_cache_options), 0, NULL, 0, 0, 0, 0, 0, NULL }
+  { (uint32_t)sizeof(kvc_cache_options), 0, NULL, 0, 0, 0, 0, 0, NULL, NULL, 0, NULL }
 
 KVC_API int kvc_cache_open(kvc_cache **out, const kvc_cache_options *opts,
                            kvc_error *err);
@@ -236,11 +244,20 @@ typedef struct kvc_namespace_options {
    * empty. A wrong name or credential is KVC_ERR_PERMISSION. */
   const char *tenant;
   const char *credential;
+  /* How stores reach the SSD tier (kvc_write_mode). Default: write-back. */
+  uint32_t write_mode;
 } kvc_namespace_options;
+
+/* Write-back: a block evicted from host DRAM is demoted to the SSD tier.
+ * Write-through: a block is written to the SSD tier at commit as well. */
+typedef enum kvc_write_mode {
+  KVC_WRITE_BACK = 0,
+  KVC_WRITE_THROUGH = 1
+} kvc_write_mode;
 
 #define KVC_NAMESPACE_OPTIONS_INIT                                              \
   { (uint32_t)sizeof(kvc_namespace_options), NULL, NULL, NULL, NULL, NULL, 0, \
-    0, 0, 0, 0, NULL, 0, 0, NULL, NULL }
+    0, 0, 0, 0, NULL, 0, 0, NULL, NULL, 0 }
 
 /* Opens (or joins) a namespace. Opening equal options twice yields two
  * handles on one namespace (same blocks, same revision epoch).
@@ -350,10 +367,14 @@ typedef struct kvc_store_options {
    * eviction can order them; NULL if unknown or first. kvc_store_batch sets
    * it itself from the chain. */
   const kvc_key *parent;
+  /* Write-through namespaces: 1 to return only once the block is durable on
+   * the SSD tier (written and fdatasync()ed). A durable block survives a
+   * crash and is served after a restart. */
+  uint32_t durable;
 } kvc_store_options;
 
 #define KVC_STORE_OPTIONS_INIT \
-  { (uint32_t)sizeof(kvc_store_options), 0, 0, NULL }
+  { (uint32_t)sizeof(kvc_store_options), 0, 0, NULL, 0 }
 
 /* A reservation: the right to write one block shard. One thread at a time.
  * Ends with exactly one of kvc_store_commit or kvc_store_abort, which free it. */
@@ -482,16 +503,35 @@ typedef struct kvc_stats {
   uint64_t deletes;
   uint64_t bytes_stored;
   uint64_t bytes_loaded;
+  uint64_t promotions;        /* SSD hits copied up into host DRAM */
+  uint64_t demotions;         /* host evictions written to the SSD tier */
+  uint64_t demotions_dropped; /* evictions not demoted (staging full) */
+  uint64_t ssd_capacity_bytes;
+  uint64_t ssd_used_bytes;
+  uint64_t ssd_blocks;
+  uint64_t ssd_hits;
+  uint64_t checksum_failures; /* reads below host memory that failed */
 } kvc_stats;
 
 #define KVC_STATS_INIT                                                      \
   { (uint32_t)sizeof(kvc_stats), 0, 0, 0, 0, 0, 0, 0, 0, { 0 }, 0, 0, 0, 0, 0, \
-    0, 0, 0, 0, 0, 0 }
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 KVC_API int kvc_cache_stats(kvc_cache *cache, kvc_stats *out, kvc_error *err);
 /* The same stats (and more: per policy) as a JSON object. *out is owned by
  * the caller: free it with kvc_string_free. */
 KVC_API int kvc_cache_stats_json(kvc_cache *cache, char **out, kvc_error *err);
+/* Makes every block the cache owes its SSD tier durable: write-back
+ * demotions staged so far and earlier write-through stores are written and
+ * fdatasync()ed. KVC_OK at once without an SSD tier. Closing a cache flushes
+ * too. */
+KVC_API int kvc_cache_flush(kvc_cache *cache, kvc_error *err);
+
+/* What an SSD cache directory holds (format, segments, blocks and bytes per
+ * namespace and tenant, recovery counters) as JSON; *out is freed with
+ * kvc_string_free. The directory must not be open in another process. */
+KVC_API int kvc_ssd_inspect_json(char **out, const char *dir, kvc_error *err);
+
 /* Frees a string the library returned. NULL accepted. */
 KVC_API void kvc_string_free(char *s);
 

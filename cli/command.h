@@ -30,6 +30,7 @@ Registration RegisterHash(CLI::App& root);
 Registration RegisterSim(CLI::App& root);
 Registration RegisterBench(CLI::App& root);
 Registration RegisterTenant(CLI::App& root);
+Registration RegisterInspect(CLI::App& root);
 
 enum class Output { kTable, kJson, kCsv };
 

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
       RegisterSim(root),
       RegisterBench(root),
       RegisterTenant(root),
+      RegisterInspect(root),
   };
   try {
     root.parse(argc, argv);

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 namespace kvc {
@@ -40,6 +41,24 @@ Result<std::unique_ptr<Cache>> Cache::Open(const CacheOptions& options) {
                                &cache->index_);
   if (!tier.ok()) return tier.status();
   cache->tier_ = std::move(tier).value();
+  if (!options.ssd_dir.empty()) {
+    SsdOptions so;
+    so.dir = options.ssd_dir;
+    so.capacity_bytes = options.ssd_capacity_bytes;
+    so.policy = options.ssd_policy;
+    if (options.ssd_segment_bytes) so.segment_bytes = options.ssd_segment_bytes;
+    auto ssd = SsdTier::Open(so);
+    if (!ssd.ok()) return ssd.status();
+    cache->ssd_ = std::move(ssd).value();
+    for (const auto& t : cache->tenants_.tenants())
+      if (t.ssd_quota_bytes) cache->ssd_->SetTenantQuota(t.id, t.ssd_quota_bytes);
+    const uint64_t staging = options.demote_staging_bytes
+                                 ? options.demote_staging_bytes
+                                 : std::min<uint64_t>(64ull << 20, options.host_capacity_bytes / 4);
+    cache->demoter_ = std::make_unique<Demoter>(cache->ssd_.get(), staging);
+    Cache* c = cache.get();
+    cache->tier_->SetEvictHook([c](const Entry& e, const uint8_t* data) { c->Demote(e, data); });
+  }
   {
     std::vector<HostTier::TenantQuota> quotas;
     for (const auto& t : cache->tenants_.tenants()) {
@@ -77,6 +96,10 @@ Cache::~Cache() {
   }
   maint_cv_.notify_all();
   if (maintenance_.joinable()) maintenance_.join();
+  // Write-back owes the SSD tier what is staged: drain it, then make it durable.
+  if (tier_) tier_->SetEvictHook(nullptr);
+  demoter_.reset();
+  if (ssd_) (void)ssd_->Flush();
 }
 
 Result<NamespaceState*> Cache::OpenNamespace(const NamespaceFields& fields) {
@@ -88,6 +111,10 @@ Result<NamespaceState*> Cache::OpenNamespace(const NamespaceFields& fields) {
   if (it != namespaces_.end()) return it->second.get();
   const auto idx = static_cast<uint32_t>(ns_by_index_.size());
   auto st = std::make_unique<NamespaceState>(idx, fields);
+  if (ssd_) {  // resume the revision epoch the SSD tier persisted
+    const uint64_t e = ssd_->NamespaceEpoch(probe.seed());
+    if (e > 0) st->epoch.store(e);
+  }
   NamespaceState* raw = st.get();
   namespaces_.emplace(seed, std::move(st));
   ns_by_index_.push_back(raw);
@@ -158,18 +185,28 @@ size_t Cache::Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t*
   for (; matched < keys.size(); ++matched) {
     const BlockKey& key = keys[matched];
     Found miss = Found::kHit;
+    uint8_t tier = 2;  // KVC_TIER_HOST
     for (uint32_t shard = 0; shard < ns.shards && miss == Found::kHit; ++shard) {
       BlockId bid{ns.index, shard, key};
       auto& s = index_.StripeOf(bid);
-      std::lock_guard<std::mutex> lk(s.mu);
-      auto it = s.map.find(bid);
-      miss = it == s.map.end() ? Found::kAbsent : Classify(ns, tier_->pool().at(it->second), now);
+      {
+        std::lock_guard<std::mutex> lk(s.mu);
+        auto it = s.map.find(bid);
+        miss = it == s.map.end() ? Found::kAbsent : Classify(ns, tier_->pool().at(it->second), now);
+      }
+      if (miss != Found::kHit && miss != Found::kPending && ssd_) {
+        Miss why;
+        if (SsdHas(ns, key, shard, &why)) {
+          miss = Found::kHit;
+          tier = 3;  // KVC_TIER_SSD
+        }
+      }
     }
     if (miss != Found::kHit) {
       CountMiss(MissOf(miss, key), key, tenant);
       break;
     }
-    if (tiers != nullptr) tiers[matched] = 2;  // KVC_TIER_HOST
+    if (tiers != nullptr) tiers[matched] = tier;
   }
   if (tiers != nullptr)
     for (size_t i = matched; i < keys.size(); ++i) tiers[i] = 0;
@@ -253,6 +290,8 @@ Status Cache::BeginStore(NamespaceState& ns, const BlockKey& key, uint32_t shard
     e.ns = ns.index;
     e.shard = shard;
     e.tenant = params.tenant;
+    e.write_back = true;
+    e.on_ssd = params.from_ssd;
     e.size = ns.shard_bytes;
     e.epoch = epoch;
     e.expires_at = 0;
@@ -275,13 +314,14 @@ Status Cache::BeginStore(NamespaceState& ns, const BlockKey& key, uint32_t shard
     alloc = tier_->AllocateLocked(eid);
   }
   if (!alloc.ok()) {
-    Reservation r{&ns, eid, token, nullptr, 0, 0};
+    Reservation r{&ns, eid, token, nullptr, 0, 0, false, false};
     Abort(r);
     c_.aborts.fetch_sub(1, std::memory_order_relaxed);  // not the caller's abort
     return alloc;
   }
   Entry& e = tier_->pool().at(eid);
-  *out = Reservation{&ns, eid, token, tier_->data(e), ns.shard_bytes, params.ttl_ms};
+  *out = Reservation{&ns, eid, token, tier_->data(e), ns.shard_bytes, params.ttl_ms,
+                     params.write_through && ssd_ != nullptr, params.durable};
   return Status::Ok();
 }
 
@@ -294,6 +334,13 @@ Status Cache::Commit(Reservation& r) {
   Status result = Status::Ok();
   bool free_it = false;
   int64_t expires_at = 0;
+  // Write-through: the SSD tier gets the bytes before they become visible,
+  // while the writer still owns them. A refusal leaves the block in DRAM.
+  Status through = Status::Ok();
+  if (r.write_through && e.state.load() == EntryState::kPending &&
+      e.epoch == r.ns->epoch.load(std::memory_order_acquire)) {
+    through = WriteThrough(r, e, checksum);
+  }
   {
     std::lock_guard<std::mutex> lk(s.mu);
     const EntryState st = e.state.load(std::memory_order_acquire);
@@ -315,6 +362,7 @@ Status Cache::Commit(Reservation& r) {
       result = Status(Code::kTimeout, "reservation passed its deadline and was aborted");
     } else {
       e.checksum = checksum;
+      e.on_ssd = e.on_ssd || (r.write_through && through.ok());
       e.expires_at = expires_at = r.ttl_ms ? now + static_cast<int64_t>(r.ttl_ms) : 0;
       e.state.store(EntryState::kCommitted, std::memory_order_release);
       auto tl = tier_->Lock();
@@ -339,6 +387,9 @@ Status Cache::Commit(Reservation& r) {
   }
   NotifyWaiters();
   r = Reservation{};
+  if (result.ok() && !through.ok()) {
+    return Status(through.code(), "stored in host memory only; the SSD tier refused it: " + through.message());
+  }
   return result;
 }
 
@@ -402,7 +453,7 @@ Status Cache::WaitPending(NamespaceState& ns, const BlockKey& key, uint32_t shar
   }
 }
 
-Status Cache::Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out, uint32_t tenant) {
+Status Cache::Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out, Miss* why) {
   if (shard >= ns.shards) {
     return InvalidArgument("shard " + std::to_string(shard) + " is out of range: the namespace has " +
                            std::to_string(ns.shards) + " shard(s)");
@@ -430,10 +481,9 @@ Status Cache::Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, Entry
   }
   if (to_free != kNoEntry) FreeEntry(to_free);
   if (f != Found::kHit) {
-    CountMiss(MissOf(f, key), key, tenant);
+    *why = MissOf(f, key);
     return NotFound();
   }
-  CountHits(tenant, 1);
   return Status::Ok();
 }
 
@@ -454,18 +504,40 @@ void Cache::Unpin(EntryId eid) {
 
 Status Cache::Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, uint32_t tenant) {
   EntryId eid;
-  KVC_RETURN_IF_ERROR(Pin(ns, key, shard, &eid, tenant));
-  const Entry& e = tier_->pool().at(eid);
-  std::memcpy(dst, tier_->data(e), e.size);
-  c_.bytes_loaded.fetch_add(e.size, std::memory_order_relaxed);
-  Unpin(eid);
+  Miss why = Miss::kAbsent;
+  Status s = Pin(ns, key, shard, &eid, &why);
+  if (s.ok()) {
+    const Entry& e = tier_->pool().at(eid);
+    std::memcpy(dst, tier_->data(e), e.size);
+    Unpin(eid);
+  } else if (s.code() == Code::kNotFound && ssd_) {
+    s = LoadFromSsd(ns, key, shard, dst, &why);
+  }
+  if (s.code() == Code::kNotFound) {
+    CountMiss(why, key, tenant);
+    return NotFound();
+  }
+  KVC_RETURN_IF_ERROR(s);
+  CountHits(tenant, 1);
+  c_.bytes_loaded.fetch_add(ns.shard_bytes, std::memory_order_relaxed);
   return Status::Ok();
 }
 
 Status Cache::AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,
                           uint32_t pin_timeout_ms, View* out, uint32_t tenant) {
   EntryId eid;
-  KVC_RETURN_IF_ERROR(Pin(ns, key, shard, &eid, tenant));
+  Miss why = Miss::kAbsent;
+  Status s = Pin(ns, key, shard, &eid, &why);
+  // A view needs host memory: a block only on SSD is promoted first.
+  if (s.code() == Code::kNotFound && ssd_ && PromoteForView(ns, key, shard, &why)) {
+    s = Pin(ns, key, shard, &eid, &why);
+  }
+  if (s.code() == Code::kNotFound) {
+    CountMiss(why, key, tenant);
+    return NotFound();
+  }
+  KVC_RETURN_IF_ERROR(s);
+  CountHits(tenant, 1);
   const Entry& e = tier_->pool().at(eid);
   const uint64_t id = next_token_.fetch_add(1, std::memory_order_relaxed);
   const int64_t deadline = NowMs() + (pin_timeout_ms ? pin_timeout_ms : options_.pin_timeout_ms);
@@ -516,6 +588,7 @@ Status Cache::Delete(NamespaceState& ns, const BlockKey& key) {
       }
     }
     if (to_free != kNoEntry) FreeEntry(to_free);
+    if (ssd_ && ssd_->Erase(SsdIdOf(ns, key, shard)).ok()) any = true;
   }
   NotifyWaiters();
   if (!any) return NotFound("no block with that key is stored");
@@ -525,6 +598,10 @@ Status Cache::Delete(NamespaceState& ns, const BlockKey& key) {
 
 uint64_t Cache::BumpRevision(NamespaceState& ns) {
   const uint64_t e = ns.epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+  if (ssd_) {
+    Status s = ssd_->BumpNamespace(ns.hasher.seed(), e);
+    if (!s.ok()) std::fprintf(stderr, "kvc: SSD tier: cannot persist a revision bump: %s\n", s.ToString().c_str());
+  }
   sweep_needed_.store(true, std::memory_order_release);
   maint_cv_.notify_all();
   NotifyWaiters();
@@ -650,6 +727,19 @@ CacheStats Cache::Stats() {
   st.deletes = c_.deletes.load();
   st.bytes_stored = c_.bytes_stored.load();
   st.bytes_loaded = c_.bytes_loaded.load();
+  st.promotions = c_.promotions.load();
+  st.ssd_hits = c_.ssd_hits.load();
+  if (demoter_) {
+    st.demotions = demoter_->demoted();
+    st.demotions_dropped = demoter_->dropped();
+  }
+  if (ssd_) {
+    const SsdStats ss = ssd_->Stats();
+    st.ssd_capacity_bytes = ss.capacity_bytes;
+    st.ssd_used_bytes = ss.used_bytes;
+    st.ssd_blocks = ss.blocks;
+    st.checksum_failures = ss.checksum_failures;
+  }
   return st;
 }
 
@@ -673,9 +763,13 @@ nlohmann::json Cache::StatsJson() {
     j["misses"] = tenant_misses_[t.id].load();
     j["host_bytes"] = tier_->TenantBytes(t.id);
     j["host_blocks"] = tier_->TenantBlocks(t.id);
+    if (ssd_) {
+      j["ssd_bytes"] = ssd_->TenantBytes(t.id);
+      j["ssd_blocks"] = ssd_->TenantBlocks(t.id);
+    }
     tenants.push_back(std::move(j));
   }
-  return nlohmann::json{
+  nlohmann::json out{
       {"tenants", tenants},
       {"namespaces", st.namespaces},
       {"hits", st.hits},
@@ -700,7 +794,15 @@ nlohmann::json Cache::StatsJson() {
           {"used_bytes", st.used_bytes},
           {"blocks", st.blocks},
           {"evictions", st.evictions},
-          {"policy", policy}}}}}};
+          {"policy", policy}}}}},
+      {"promotions", st.promotions},
+      {"demotions", st.demotions},
+      {"demotions_dropped", st.demotions_dropped}};
+  if (ssd_) {
+    out["tiers"]["ssd"] = ssd_->StatsJson();
+    out["tiers"]["ssd"]["hits"] = st.ssd_hits;
+  }
+  return out;
 }
 
 }  // namespace kvc

@@ -30,7 +30,9 @@
 #include "core/key_hasher.h"
 #include "core/sharded_index.h"
 #include "tenant/tenant_registry.h"
+#include "tier/demoter.h"
 #include "tier/host_tier.h"
+#include "tier/ssd_tier.h"
 #include "util/status.h"
 
 namespace kvc {
@@ -45,6 +47,13 @@ struct CacheOptions {
   uint32_t maintenance_interval_ms = 100;
   // Tenants file (or a directory holding tenants.json); empty: no tenants.
   std::string tenants_path;
+  // The SSD tier below host DRAM; empty dir: none.
+  std::string ssd_dir;
+  uint64_t ssd_capacity_bytes = 0;  // required with ssd_dir
+  std::string ssd_policy;           // Default: DefaultPolicyName()
+  uint64_t ssd_segment_bytes = 0;   // Default: the SSD tier's
+  bool promote_on_hit = true;       // copy SSD hits into host DRAM
+  uint64_t demote_staging_bytes = 0;  // Default: min(64 MiB, host capacity / 4)
   static constexpr uint64_t kMinCapacity = 64 * 1024;
 };
 
@@ -71,6 +80,9 @@ struct StoreParams {
   uint32_t reservation_timeout_ms = 0; // 0: the cache default
   const BlockKey* parent = nullptr;
   uint32_t tenant = 0;                 // 0: no tenant
+  bool write_through = false;          // also write to the SSD tier at commit
+  bool durable = false;                // write-through: wait until durable
+  bool from_ssd = false;               // a promotion: already on the SSD tier
 };
 
 // A reservation: the right to write one block shard. A value owned by the
@@ -82,6 +94,8 @@ struct Reservation {
   uint8_t* data = nullptr;
   uint64_t size = 0;
   uint64_t ttl_ms = 0;  // from commit; 0 = never expires
+  bool write_through = false;
+  bool durable = false;
 };
 
 struct View {
@@ -96,6 +110,9 @@ struct CacheStats {
   uint64_t stores = 0, store_exists = 0, store_pending = 0, aborts = 0;
   uint64_t reservations_expired = 0, pins_expired = 0, evictions = 0, expirations = 0;
   uint64_t deletes = 0, bytes_stored = 0, bytes_loaded = 0;
+  uint64_t promotions = 0, demotions = 0, demotions_dropped = 0;
+  uint64_t ssd_capacity_bytes = 0, ssd_used_bytes = 0, ssd_blocks = 0, ssd_hits = 0;
+  uint64_t checksum_failures = 0;
 };
 
 class Cache {
@@ -140,6 +157,10 @@ class Cache {
   // Removes every shard of `key`; pending reservations of it are cancelled.
   Status Delete(NamespaceState& ns, const BlockKey& key);
   uint64_t BumpRevision(NamespaceState& ns);
+  // Makes every block owed to the SSD tier (write-back demotions, earlier
+  // write-through stores) durable. OK without an SSD tier.
+  Status Flush();
+  SsdTier* ssd() { return ssd_.get(); }
 
   CacheStats Stats();
   nlohmann::json StatsJson();
@@ -157,7 +178,18 @@ class Cache {
   bool UnlinkLocked(ShardedIndex::Stripe& s, const BlockId& bid, EntryId eid, EntryState to,
                     HostTier::Gone why = HostTier::kGoneNone);
   void FreeEntry(EntryId eid);
-  Status Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out, uint32_t tenant);
+  // Pins a visible host block; on a miss, NotFound with the reason in *why
+  // (not counted: the caller counts once, after trying lower tiers).
+  Status Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out, Miss* why);
+  // The SSD tier part of the chain (cache_ssd.cc).
+  SsdBlockId SsdIdOf(const NamespaceState& ns, const BlockKey& key, uint32_t shard) const;
+  bool SsdHas(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss* why);
+  Status LoadFromSsd(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, Miss* why);
+  void Promote(NamespaceState& ns, const BlockKey& key, uint32_t shard, const void* data, const SsdMeta& meta);
+  bool PromoteForView(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss* why);
+  Status WriteThrough(const Reservation& r, const Entry& e, uint64_t checksum);
+  void Demote(const Entry& e, const uint8_t* data);
+  NamespaceState* NamespaceAt(uint32_t index);
   void Unpin(EntryId eid);
   void CountMiss(Miss m, const BlockKey& key, uint32_t tenant);
   void CountHits(uint32_t tenant, uint64_t n);
@@ -170,6 +202,8 @@ class Cache {
   TenantRegistry tenants_;
   ShardedIndex index_;
   std::unique_ptr<HostTier> tier_;
+  std::unique_ptr<SsdTier> ssd_;
+  std::unique_ptr<Demoter> demoter_;
 
   std::mutex ns_mu_;
   std::map<std::string, std::unique_ptr<NamespaceState>> namespaces_;  // GUARDED_BY(ns_mu_)
@@ -200,7 +234,7 @@ class Cache {
   struct Counters {
     std::atomic<uint64_t> hits{0}, misses[kMissReasons]{}, stores{0}, store_exists{0},
         store_pending{0}, aborts{0}, reservations_expired{0}, pins_expired{0}, expirations{0},
-        deletes{0}, bytes_stored{0}, bytes_loaded{0};
+        deletes{0}, bytes_stored{0}, bytes_loaded{0}, promotions{0}, ssd_hits{0};
   } c_;
   static constexpr uint32_t kMaxTenants = 4096;
   std::unique_ptr<std::atomic<uint64_t>[]> tenant_hits_, tenant_misses_;

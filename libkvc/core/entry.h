@@ -57,6 +57,9 @@ struct Entry {
   uint32_t gen = 0;
   bool in_policy = false;
   bool has_memory = false;
+  // Set under the stripe lock before commit; read by the eviction hook.
+  bool write_back = false;  // demote to the SSD tier when evicted
+  bool on_ssd = false;      // the SSD tier already holds these bytes
 };
 
 class EntryPool {

@@ -128,6 +128,7 @@ bool HostTier::EvictOneLocked(uint64_t want_slot, uint32_t tenant, Scope scope, 
     }
     stripe.map.erase(bid);
     RememberGone(v.key, kGoneEvicted);
+    if (evict_hook_) evict_hook_(v, data(v));
     FreeEntryLocked(*victim);
     evictions_.fetch_add(1, std::memory_order_relaxed);
     return true;

@@ -11,6 +11,7 @@
 #define KVC_TIER_HOST_TIER_H_
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -65,6 +66,10 @@ class HostTier {
   void InsertLocked(EntryId id, EntryId parent, uint32_t parent_gen);
   void TouchLocked(EntryId id);
   void RecordMissLocked(const BlockKey& key);
+  // Called for each block the policy evicts, under the tier lock and the
+  // block's stripe, just before its memory is freed (write-back demotion).
+  using EvictHook = std::function<void(const Entry&, const uint8_t* data)>;
+  void SetEvictHook(EvictHook hook) { evict_hook_ = std::move(hook); }
   // Stops tracking a doomed (removed while pinned) entry: no longer counted
   // as a block; its memory stays until FreeEntryLocked. REQUIRES: tier lock.
   void UntrackLocked(EntryId id);
@@ -109,6 +114,7 @@ class HostTier {
   std::atomic<uint64_t> blocks_{0};
   std::atomic<uint64_t> evictions_{0};
   std::vector<TenantQuota> quotas_;  // GUARDED_BY(mu_)
+  EvictHook evict_hook_;
   std::unique_ptr<std::atomic<uint64_t>[]> tenant_bytes_;   // written under mu_
   std::unique_ptr<std::atomic<uint64_t>[]> tenant_blocks_;  // written under mu_
 };
