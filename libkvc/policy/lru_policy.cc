@@ -2,7 +2,7 @@
 
 namespace kvc {
 
-void LruPolicy::Insert(PolicyHandle h, const PolicyEntry& entry) { lists_.PushBack(0, h); }
+void LruPolicy::Insert(PolicyHandle h, const PolicyEntry& /*entry*/) { lists_.PushBack(0, h); }
 
 void LruPolicy::Touch(PolicyHandle h) { lists_.MoveToBack(0, h); }
 

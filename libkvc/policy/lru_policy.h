@@ -22,7 +22,7 @@ class LruPolicy final : public EvictionPolicy {
   void Insert(PolicyHandle h, const PolicyEntry& entry) override;
   void Touch(PolicyHandle h) override;
   // LRU keeps no history of absent keys: a miss does not change the order.
-  void RecordMiss(uint64_t key_hash) override {}
+  void RecordMiss(uint64_t /*key_hash*/) override {}
   void Erase(PolicyHandle h) override;
   std::optional<PolicyHandle> Victim(const EvictablePredicate& evictable) override;
   size_t size() const override { return lists_.Size(0); }

@@ -28,7 +28,7 @@ class TtlPolicy final : public EvictionPolicy {
   // Order is by expiry and arrival, not by use: a hit changes nothing.
   void Touch(PolicyHandle h) override;
   // No history of absent keys is kept: a miss changes nothing.
-  void RecordMiss(uint64_t key_hash) override {}
+  void RecordMiss(uint64_t /*key_hash*/) override {}
   void Erase(PolicyHandle h) override;
   std::optional<PolicyHandle> Victim(const EvictablePredicate& evictable) override;
   size_t size() const override { return expiring_.size() + forever_.Size(0); }
