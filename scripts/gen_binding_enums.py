@@ -76,6 +76,8 @@ SAFE_ENUMS = [
          go_string=True, rust_type="MissReason", count="KVC_MISS_REASONS"),
     dict(c="kvc_feature", strip="KVC_FEATURE_", go_type="Feature", go_prefix="Feature",
          rust_type="Features", flags=True),
+    dict(c="kvc_write_mode", strip="KVC_WRITE_", go_type="WriteMode", go_prefix="Write",
+         go_string=True, rust_type="WriteMode"),
 ]
 
 

@@ -140,6 +140,25 @@ const (
 	FeatureSSD Feature = C.KVC_FEATURE_SSD
 )
 
+// WriteMode values (kvc_write_mode in kvc.h).
+const (
+	// WriteBack is KVC_WRITE_BACK.
+	WriteBack WriteMode = C.KVC_WRITE_BACK
+	// WriteThrough is KVC_WRITE_THROUGH.
+	WriteThrough WriteMode = C.KVC_WRITE_THROUGH
+)
+
+// String is the value's name in kvc.h, lower case, without its prefix.
+func (v WriteMode) String() string {
+	switch v {
+	case WriteBack:
+		return "back"
+	case WriteThrough:
+		return "through"
+	}
+	return "WriteMode(" + strconv.Itoa(int(v)) + ")"
+}
+
 // Sentinel errors, one per status code, for errors.Is: an *Error matches
 // the sentinel of its Code.
 var (

@@ -333,3 +333,51 @@ impl Features {
         v
     }
 }
+
+/// `kvc_write_mode` values.
+///
+/// `Unknown` holds a value this crate does not know (from a newer library).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum WriteMode {
+    /// `KVC_WRITE_BACK`.
+    Back,
+    /// `KVC_WRITE_THROUGH`.
+    Through,
+    /// A value this crate does not know.
+    Unknown(i32),
+}
+
+impl WriteMode {
+    /// The WriteMode of a C value.
+    pub fn from_raw(v: i32) -> WriteMode {
+        match v {
+            x if x == kvc_sys::KVC_WRITE_BACK => WriteMode::Back,
+            x if x == kvc_sys::KVC_WRITE_THROUGH => WriteMode::Through,
+            other => WriteMode::Unknown(other),
+        }
+    }
+
+    /// The C value.
+    pub fn raw(self) -> i32 {
+        match self {
+            WriteMode::Back => kvc_sys::KVC_WRITE_BACK,
+            WriteMode::Through => kvc_sys::KVC_WRITE_THROUGH,
+            WriteMode::Unknown(v) => v,
+        }
+    }
+
+    /// Every known value, in kvc.h's order.
+    pub const ALL: &'static [WriteMode] = &[
+        WriteMode::Back,
+        WriteMode::Through,
+    ];
+
+    /// The C name (`KVC_WRITE_BACK`), or "" for `Unknown`.
+    pub fn c_name(self) -> &'static str {
+        match self {
+            WriteMode::Back => "KVC_WRITE_BACK",
+            WriteMode::Through => "KVC_WRITE_THROUGH",
+            WriteMode::Unknown(_) => "",
+        }
+    }
+}
