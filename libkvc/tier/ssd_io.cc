@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 
@@ -275,6 +276,81 @@ void IoRing::SyncAll(const std::vector<int>& fds, std::vector<int>* errs) {
       [&](size_t i) { (*errs)[i] = ::fdatasync(fds[i]) == 0 ? 0 : errno; });
 }
 
+int IoRing::ReadInOrder(int fd, uint64_t off, const std::vector<iovec>& pieces,
+                        const std::function<void(size_t, size_t)>& arrived) {
+  constexpr int64_t kPendingRead = INT64_MIN;
+  const size_t n = pieces.size();
+  std::vector<int64_t> res(n, kPendingRead);
+  std::vector<uint64_t> at(n);
+  for (size_t i = 0, o = off; i < n; o += pieces[i].iov_len, ++i) at[i] = o;
+  size_t submitted = 0;
+  if (!ring_->broken && n <= ring_->entries) {
+    for (size_t i = 0; i < n; ++i) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
+      if (sqe == nullptr) break;
+      io_uring_prep_read(sqe, fd, pieces[i].iov_base, static_cast<unsigned>(pieces[i].iov_len),
+                         at[i]);
+      io_uring_sqe_set_data64(sqe, i);
+    }
+    int rc = io_uring_submit(&ring_->ring);
+    submitted = rc < 0 ? 0 : static_cast<size_t>(rc);
+    if (submitted < n) ring_->broken = true;
+  }
+  // Pieces the kernel did not take are read here, synchronously.
+  for (size_t i = submitted; i < n; ++i) {
+    ssize_t k;
+    do {
+      k = ::pread(fd, pieces[i].iov_base, pieces[i].iov_len, static_cast<off_t>(at[i]));
+    } while (k < 0 && errno == EINTR);
+    res[i] = k < 0 ? -errno : k;
+  }
+  int err = 0;
+  bool stopped = false;
+  size_t next = 0, reaped = 0;
+  auto deliver = [&] {
+    while (next < n && res[next] != kPendingRead) {
+      if (!stopped) {
+        if (res[next] < 0) {
+          err = static_cast<int>(-res[next]);
+          stopped = true;
+        } else {
+          size_t got = static_cast<size_t>(res[next]);
+          if (got < pieces[next].iov_len) {  // finish a short read, if the file goes on
+            auto* p = static_cast<uint8_t*>(pieces[next].iov_base);
+            size_t more = 0;
+            Status st = PreadFull(fd, p + got, pieces[next].iov_len - got, at[next] + got, "", &more);
+            if (!st.ok()) {
+              err = EIO;
+              stopped = true;
+            }
+            got += more;
+          }
+          if (!stopped) arrived(next, got);
+          if (got < pieces[next].iov_len) stopped = true;
+        }
+      }
+      ++next;
+    }
+  };
+  deliver();
+  while (reaped < submitted) {  // every submitted read is reaped before the buffers are let go
+    io_uring_cqe* cqe = nullptr;
+    int rc = io_uring_wait_cqe(&ring_->ring, &cqe);
+    if (rc == -EINTR) continue;
+    if (rc != 0 || cqe == nullptr) {
+      // The ring failed: nothing more arrives; the kernel may still write
+      // into these buffers, so stop using the ring and fail this read.
+      ring_->broken = true;
+      return EIO;
+    }
+    res[io_uring_cqe_get_data64(cqe)] = cqe->res;
+    io_uring_cqe_seen(&ring_->ring, cqe);
+    ++reaped;
+    deliver();
+  }
+  return err;
+}
+
 #else  // !KVC_HAVE_URING
 
 struct IoRing::Ring {};
@@ -284,6 +360,10 @@ IoRing::~IoRing() = default;
 void IoRing::WriteAll(std::vector<Write>*) {}
 void IoRing::SyncAll(const std::vector<int>& fds, std::vector<int>* errs) {
   errs->assign(fds.size(), 0);
+}
+int IoRing::ReadInOrder(int, uint64_t, const std::vector<iovec>&,
+                        const std::function<void(size_t, size_t)>&) {
+  return ENOSYS;
 }
 
 #endif  // KVC_HAVE_URING

@@ -9,7 +9,10 @@
 #define KVC_TIER_SSD_IO_H_
 
 #include <cstddef>
+#include <sys/uio.h>
+
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,7 +68,8 @@ Status OpenFile(const std::string& path, int flags, bool* direct, int* fd);
 // (creates and removes a probe file).
 bool DirectIoWorks(const std::string& dir);
 
-// Batched writes and data syncs through io_uring (one submission for the lot).
+// Batched writes, data syncs and pipelined reads through io_uring (one
+// submission for each lot).
 class IoRing {
  public:
   struct Write {
@@ -83,6 +87,12 @@ class IoRing {
   void WriteAll(std::vector<Write>* writes);
   // fdatasync()s every fd; errs[i] gets 0 or the errno for fds[i].
   void SyncAll(const std::vector<int>& fds, std::vector<int>* errs);
+  // Reads consecutive byte ranges of fd from `off` into pieces[i] (in
+  // parallel), calling arrived(i, n) in piece order as soon as piece i and
+  // all before it are in; n is the bytes read (less at end of file, and then
+  // no later piece is reported). Returns 0 or the errno of a failed read.
+  int ReadInOrder(int fd, uint64_t off, const std::vector<iovec>& pieces,
+                  const std::function<void(size_t, size_t)>& arrived);
 
  private:
   struct Ring;

@@ -109,6 +109,7 @@ struct SsdStats {
   uint64_t evictions = 0, quota_evictions = 0, segments_cleaned = 0, bytes_relocated = 0;
   uint64_t checksum_failures = 0, io_errors = 0, put_rejects = 0;
   uint64_t recovered_blocks = 0, recovery_discarded_records = 0, recovery_discarded_bytes = 0;
+  uint64_t recovery_scanned_segments = 0;  // had no valid footer: read whole, values verified
   bool direct_io = false, io_uring = false;
 };
 

@@ -142,7 +142,8 @@ TEST_CASE("ssd: reads land in aligned and unaligned buffers, direct or buffered"
     o.direct_io = direct;
     auto t = OpenTier(o);
     CHECK(t->Stats().direct_io == direct);  // /tmp is ext4 here: O_DIRECT works
-    for (uint64_t len : {uint64_t{4096}, uint64_t{65536}, uint64_t{1} << 20, uint64_t{777}}) {
+    for (uint64_t len : {uint64_t{4096}, uint64_t{65536}, uint64_t{1} << 20, uint64_t{777},
+                         uint64_t{777777}, uint64_t{3} << 20}) {
       REQUIRE(PutIndex(*t, len, len, true).ok());
       ssd::AlignedBuffer aligned(len + 4096);
       REQUIRE(t->Read(IdOf(len), aligned.data(), len).ok());
