@@ -242,6 +242,14 @@ impl Namespace {
         Ok(())
     }
 
+    /// The C handle, for C code in the same process (interop, and the load
+    /// benchmark's C baseline). It is valid while this namespace is open
+    /// and its cache is not closed; calls through it bypass this crate's
+    /// close coordination, so the caller must not close either meanwhile.
+    pub fn as_raw(&self) -> *mut kvc_sys::kvc_namespace {
+        self.raw.0
+    }
+
     /// Bytes of one block shard: what [`load`](Self::load) and
     /// [`store`](Self::store) move.
     pub fn shard_bytes(&self) -> usize {
