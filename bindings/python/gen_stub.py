@@ -96,6 +96,8 @@ def main() -> None:
             lines.append(members("kvc_tier", "KVC_TIER_", indent))
         elif key == "# @GENERATED_FEATURES@":
             lines.append(members("kvc_feature", "KVC_FEATURE_", indent))
+        elif key == "# @GENERATED_WRITE_MODES@":
+            lines.append(members("kvc_write_mode", "KVC_WRITE_", indent))
         elif key.startswith("# @GENERATED_") and key.endswith("_OPTIONS@"):
             which = key[len("# @GENERATED_"):-len("_OPTIONS@")].lower()
             lines.append(options(f"kvc_{which}_options", indent))

@@ -1029,6 +1029,7 @@ static PyObject *pykvc_block_new(void *data, size_t len, int readonly, kvc_names
   }
 }
 %typemap(freearg) char **out { kvc_string_free(temp$argnum); }
+%apply char **out { char **out_credential };
 
 /* Capacities of the simulation. */
 %typemap(in) (const uint64_t *capacities, size_t n_caps) (uint64_t *caps = NULL) {
@@ -1118,6 +1119,7 @@ static PyObject *pykvc_block_new(void *data, size_t len, int readonly, kvc_names
 %immutable kvc_cache_options::struct_size;
 %immutable kvc_namespace_options::struct_size;
 %immutable kvc_store_options::struct_size;
+%immutable kvc_tenant_options::struct_size;
 
 %define PYKVC_OPTIONS(TYPE, INIT)
 %extend TYPE {
@@ -1131,6 +1133,7 @@ static PyObject *pykvc_block_new(void *data, size_t len, int readonly, kvc_names
 PYKVC_OPTIONS(kvc_cache_options, KVC_CACHE_OPTIONS_INIT)
 PYKVC_OPTIONS(kvc_namespace_options, KVC_NAMESPACE_OPTIONS_INIT)
 PYKVC_OPTIONS(kvc_store_options, KVC_STORE_OPTIONS_INIT)
+PYKVC_OPTIONS(kvc_tenant_options, KVC_TENANT_OPTIONS_INIT)
 
 /* Structs the library fills: read-only, created with their _INIT. */
 %typemap(out) uint64_t misses_by_reason[ANY] {

@@ -127,6 +127,8 @@ def _enum_from(prefix: str, name: str, doc: str) -> type:
 
 Tier = _enum_from("KVC_TIER_", "Tier", "Where a matched block is (kvc_tier).")
 Feature = _enum_from("KVC_FEATURE_", "Feature", "Optional parts of libkvc (kvc_feature).")
+WriteMode = _enum_from("KVC_WRITE_", "WriteMode",
+                       "How stores reach the SSD tier (kvc_write_mode): the write_mode option.")
 
 
 def version() -> str:
@@ -289,6 +291,12 @@ class Cache:
         _c.kvc_cache_stats(h.ptr, out)
         return {k: getattr(out, k) for k, v in vars(_structs.kvc_stats).items()
                 if isinstance(v, property) and k not in ("struct_size", "thisown")}
+
+    def flush(self) -> None:
+        """Makes every block owed to the SSD tier durable (kvc_cache_flush);
+        returns at once without an SSD tier."""
+        h = self._handle()
+        _c.kvc_cache_flush(h.ptr)
 
     def close(self) -> None:
         """Closes the cache and its namespaces. Idempotent. Views still alive
@@ -678,6 +686,37 @@ class View:
         return f"<kvc.View {state}>"
 
 
+def ssd_inspect(directory: str) -> dict:
+    """What an SSD cache directory holds (kvc_ssd_inspect_json), as a dict."""
+    return _json.loads(_c.kvc_ssd_inspect_json(directory))
+
+
+def tenant_create(path: str, **options) -> str:
+    """Adds a tenant to the tenants file `path` (kvc_tenant_create) and
+    returns its new credential, shown this once. The keyword arguments are
+    the fields of ``kvc_tenant_options``: ``name`` (required), ``isolation``,
+    ``host_quota_bytes``, ``ssd_quota_bytes``, ``borrow``. ExistsError if
+    the name is taken."""
+    return _c.kvc_tenant_create(path, _options(_structs.kvc_tenant_options, "tenant", options))
+
+
+def tenant_list(path: str) -> list:
+    """The tenants of the tenants file `path`, without secrets."""
+    return _json.loads(_c.kvc_tenant_list_json(path))
+
+
+def tenant_set_quota(path: str, name: str, *, host_quota_bytes: int = -1,
+                     ssd_quota_bytes: int = -1, borrow: int = -1) -> None:
+    """Changes a tenant's quotas; -1 leaves a field as it is (borrow: 0 no,
+    1 yes). NotFoundError for an unknown name."""
+    _c.kvc_tenant_set_quota(path, name, host_quota_bytes, ssd_quota_bytes, borrow)
+
+
+def tenant_delete(path: str, name: str) -> None:
+    """Removes a tenant from the tenants file `path`."""
+    _c.kvc_tenant_delete(path, name)
+
+
 def sim_run(trace_path: str, policies: str | None = None, capacities=()) -> list:
     """Runs the trace simulation of docs/sim.md (kvc_sim_run): one row per
     policy and capacity (in blocks), as dicts."""
@@ -685,8 +724,9 @@ def sim_run(trace_path: str, policies: str | None = None, capacities=()) -> list
 
 
 __all__ = [
-    "KEY_BYTES", "Cache", "Namespace", "Reservation", "View", "Stats", "Tier", "Feature",
+    "KEY_BYTES", "Cache", "Namespace", "Reservation", "View", "Stats", "Tier", "Feature", "WriteMode",
     "Error", "error_class", "status_name", "status_str", "version", "version_number",
     "features", "policy_names", "policy_default", "key_to_hex", "key_from_hex",
-    "hash_keys", "option_names", "sim_run",
+    "hash_keys", "option_names", "sim_run", "ssd_inspect", "tenant_create", "tenant_list",
+    "tenant_set_quota", "tenant_delete",
 ] + sorted(cls.__name__ for cls in _ERRORS.values())

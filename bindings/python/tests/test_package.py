@@ -38,6 +38,7 @@ def test_stub_options_follow_the_structs():
     assert stub_options(text, "def namespace(") == kvc.option_names(capi.kvc_namespace_options)
     assert stub_options(text, "def hash_keys(") == kvc.option_names(capi.kvc_namespace_options)
     assert stub_options(text, "def store(") == kvc.option_names(capi.kvc_store_options)
+    assert stub_options(text, "def tenant_create(") == kvc.option_names(capi.kvc_tenant_options)
     for name in ("model", "revision", "dtype", "layers", "kv_heads", "head_dim", "block_tokens",
                  "salt", "adapter", "hash", "shards", "default_ttl_ms"):
         assert name in kvc.option_names(capi.kvc_namespace_options)
@@ -47,7 +48,7 @@ def test_stub_options_follow_the_structs():
 
 def test_stub_enums():
     text = stub_text()
-    for enum in (kvc.Tier, kvc.Feature):
+    for enum in (kvc.Tier, kvc.Feature, kvc.WriteMode):
         for member in enum:
             assert f"    {member.name} = {member.value}" in text
 
