@@ -1,4 +1,4 @@
-//! Tenants and the SSD tier through the safe API.
+//! Tenants, the SSD tier and the trace simulator through the safe API.
 mod common;
 
 use common::{fill, small_ns, tokens, want_err, BT};
@@ -95,5 +95,30 @@ fn ssd_tier_survives_the_cache() {
     assert!(Cache::open(&no_capacity).is_err());
     drop(ns);
     drop(cache);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn simulate() {
+    let dir = temp_dir("sim");
+    let trace = dir.join("t.jsonl");
+    std::fs::write(
+        &trace,
+        "{\"timestamp\": 0, \"input_length\": 3, \"output_length\": 1, \"hash_ids\": [1, 2, 3]}\n\
+         {\"timestamp\": 1, \"input_length\": 4, \"output_length\": 1, \"hash_ids\": [1, 2, 3, 4]}\n\
+         {\"timestamp\": 2, \"input_length\": 1, \"output_length\": 1, \"hash_ids\": [5]}\n",
+    )
+    .unwrap();
+    let t = trace.to_str().unwrap();
+    let out = kvc::simulate(t, Some(&["lru"]), &[10]).unwrap();
+    let rows = common::json::parse(&out);
+    let rows = rows.arr();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0].get("policy").str(), "lru");
+    assert_eq!(rows[0].get("capacity_blocks").u64(), 10);
+    assert_eq!((rows[0].get("hits").u64(), rows[0].get("lookups").u64()), (3, 8), "{out}");
+    want_err("unknown policy", kvc::simulate(t, Some(&["no-such-policy"]), &[10]), Code::InvalidArgument, &[]);
+    std::fs::write(&trace, "{not json\n").unwrap();
+    want_err("malformed", kvc::simulate(t, None, &[10]), Code::Parse, &[]);
     let _ = std::fs::remove_dir_all(dir);
 }
