@@ -166,7 +166,13 @@ fn reservation_deadline() {
 
 #[test]
 fn views() {
-    let cache = open_cache(4 << 20);
+    let cache = kvc::Cache::open(&kvc::CacheOptions {
+        host_capacity_bytes: 4 << 20,
+        prefault: kvc::Prefault::No,
+        maintenance_interval: Duration::from_millis(5), // lapses the short pin below promptly
+        ..Default::default()
+    })
+    .unwrap();
     let ns = cache.namespace(&small_ns()).unwrap();
     let sb = ns.shard_bytes();
     let keys = ns.keys(&tokens(BT, 4)).unwrap();
