@@ -666,7 +666,7 @@ Status SsdTier::Impl::AppendLocked(RecordHeader* h, const void* value, SegPtr* o
   ssd::EncodeRecordHeader(*h, p);
   std::memset(p + kRecordHeaderBytes, 0, kPage - kRecordHeaderBytes);
   if (!h->tombstone()) {
-    std::memcpy(p + kPage, value, h->meta.len);
+    if (h->meta.len != 0) std::memcpy(p + kPage, value, h->meta.len);
     std::memset(p + kPage + h->meta.len, 0, fp - kPage - h->meta.len);
   }
   cur_->len += fp;
@@ -1174,7 +1174,7 @@ Status SsdTier::Impl::Read(const SsdBlockId& id, void* dst, uint64_t len) {
   // Still in a write buffer: copy it from memory.
   for (const auto& b : r.seg->pending) {
     if (r.offset >= b->off && r.offset + RecordFootprint(len) <= b->off + b->len) {
-      std::memcpy(dst, b->mem.data() + (r.offset - b->off) + kPage, len);
+      if (len != 0) std::memcpy(dst, b->mem.data() + (r.offset - b->off) + kPage, len);
       ++stats_.hits;
       policy_->Touch(handle);
       return Status::Ok();
@@ -1262,8 +1262,8 @@ Status SsdTier::Impl::Read(const SsdBlockId& id, void* dst, uint64_t len) {
                      h.seq == seq && h.segno == seg->no && h.offset == offset && h.id == id &&
                      h.meta.len == len && h.meta.checksum == checksum &&
                      (hashed ? hash : XXH3_64bits(value, len)) == checksum;
-  if (sound && value != dst) std::memcpy(dst, value, len);
-  if (!sound && value == dst) std::memset(dst, 0, len);  // never leave wrong bytes behind
+  if (sound && value != dst && len != 0) std::memcpy(dst, value, len);
+  if (!sound && value == dst && len != 0) std::memset(dst, 0, len);  // never leave wrong bytes
 
   lk.lock();
   stats_.bytes_read += got;

@@ -48,7 +48,7 @@
 //
 // Resources: one file descriptor per segment (capacity / segment_bytes, e.g.
 // 1,600 for 100 GiB), one flusher thread, write buffers of up to 4 MiB
-// (at most about 4 queued), and about 100 bytes of memory per block.
+// (at most about 4 queued), and about 250 bytes of memory per block.
 //
 // Thread-safe: all methods may be called from any thread at once.
 #ifndef KVC_TIER_SSD_TIER_H_

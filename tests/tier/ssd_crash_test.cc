@@ -228,7 +228,7 @@ struct Damaged {
 
 }  // namespace
 
-TEST_CASE("ssd: damaged bytes on disk become counted misses, never wrong bytes") {
+TEST_CASE("ssd: damaged bytes on disk become counted misses and never wrong bytes") {
   SUBCASE("a flipped byte in a value") {
     Damaged dm;
     REQUIRE(SegmentFiles(dm.dir).size() >= 3);

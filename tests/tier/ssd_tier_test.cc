@@ -51,7 +51,7 @@ TEST_CASE("ssd: open refuses bad options") {
   CHECK(SsdTier::Open(o).ok());
 }
 
-TEST_CASE("ssd: put, lookup, read, replace, erase") {
+TEST_CASE("ssd: put lookup read replace and erase") {
   TempDir d;
   auto t = OpenTier(SmallOptions(d.path()));
   const auto v = ValueOf(1, 12345);
@@ -103,7 +103,7 @@ TEST_CASE("ssd: put, lookup, read, replace, erase") {
   CHECK(t->Read(IdOf(4), nullptr, 0).ok());
 }
 
-TEST_CASE("ssd: blocks, replacements and erases survive a restart") {
+TEST_CASE("ssd: blocks and replacements and erases survive a restart") {
   TempDir d;
   const SsdOptions o = SmallOptions(d.path());
   {
@@ -135,7 +135,7 @@ TEST_CASE("ssd: blocks, replacements and erases survive a restart") {
   CHECK(t->Stats().checksum_failures == 0);
 }
 
-TEST_CASE("ssd: reads land in aligned and unaligned buffers, direct or buffered") {
+TEST_CASE("ssd: reads land in aligned and unaligned buffers with direct or buffered I/O") {
   for (bool direct : {true, false}) {
     TempDir d;
     SsdOptions o = SmallOptions(d.path(), 64 << 20, 4 << 20);
@@ -324,7 +324,7 @@ TEST_CASE("ssd: ForEach and stats account for what happened") {
   MESSAGE("ssd tier io: direct=" << s.direct_io << " io_uring=" << s.io_uring);
 }
 
-TEST_CASE("ssd: a tenant at its quota evicts its own blocks, never another's") {
+TEST_CASE("ssd: a tenant at its quota evicts its own blocks and never another tenant's") {
   TempDir d;
   auto t = OpenTier(SmallOptions(d.path(), 32 << 20, 1 << 20, "wtinylfu"));
   for (uint64_t i = 0; i < 30; ++i) REQUIRE(PutIndex(*t, 1000 + i, 20000, false, 2).ok());
