@@ -13,26 +13,27 @@ Run with the kvc package importable (installed, or PYTHONPATH=<build>/bindings/p
 """
 
 import sys
+from typing import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 import kvc
 
-LAYOUT = dict(model="example/llama-tiny", revision="v1", dtype="fp16", layers=4, kv_heads=4,
-              head_dim=64, block_tokens=16)
+BLOCK_TOKENS = 16
 SYSTEM = [1000 + i * 13 for i in range(64)]
 
 
-def compute_block(key: bytes, shape) -> np.ndarray:
+def compute_block(key: bytes, shape: Sequence[int]) -> npt.NDArray[np.float16]:
     """The engine's prefill, standing in: a block's KV is a function of its
     key, that is of the whole token prefix the block ends."""
     rng = np.random.default_rng(int.from_bytes(key[:8], "little"))
     return rng.standard_normal(shape, dtype=np.float32).astype(np.float16)
 
 
-def serve(ns: kvc.Namespace, request: int, tokens) -> int:
+def serve(ns: kvc.Namespace, request: int, prompt: Sequence[int]) -> int:
     """Serves one request; returns the number of blocks found in the cache."""
-    tokens = np.asarray(tokens, dtype=np.uint32)  # used in place by kvc
+    tokens = np.asarray(prompt, dtype=np.uint32)  # used in place by kvc
     hit, keys = ns.match_tokens(tokens, keys=True)
     kv = ns.new_block(len(keys))  # (blocks, layers, 2, block_tokens, kv_heads, head_dim)
     # Load the cached prefix into kv[:hit] (a block evicted since the match
@@ -51,7 +52,8 @@ def serve(ns: kvc.Namespace, request: int, tokens) -> int:
 
 def main() -> int:
     with kvc.Cache(host_capacity_bytes=64 << 20) as cache:
-        ns = cache.namespace(**LAYOUT)
+        ns = cache.namespace(model="example/llama-tiny", revision="v1", dtype="fp16", layers=4,
+                             kv_heads=4, head_dim=64, block_tokens=BLOCK_TOKENS)
         print(f"kvc {kvc.version()}: blocks of shape {ns.block_shape} {ns.numpy_dtype} "
               f"({ns.shard_bytes} bytes), {ns.block_tokens} tokens each")
         a = SYSTEM + [50000 + i * 7 for i in range(45)]
@@ -68,8 +70,8 @@ def main() -> int:
         print(f"zero-copy view of layer 0's K: {pins} pin while the array lived, {stats.pins} after; "
               f"{stats.stores} blocks stored, {stats.hits} hits, {stats.misses} misses")
 
-    full = len(a) // LAYOUT["block_tokens"]
-    ok = hits == [0, len(SYSTEM) // LAYOUT["block_tokens"], full] and pins == 1 and stats.pins == 0
+    full = len(a) // BLOCK_TOKENS
+    ok = hits == [0, len(SYSTEM) // BLOCK_TOKENS, full] and pins == 1 and stats.pins == 0
     print(f"{'ok' if ok else 'FAILED'}: the second request reused {hits[1]} blocks of the system "
           f"prompt, the repeat {hits[2]} of {full}")
     return 0 if ok else 1

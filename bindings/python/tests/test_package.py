@@ -79,3 +79,51 @@ def test_options_defaults_come_from_the_library():
     assert s.parent == b"p" * 16
     s.parent = None
     assert s.parent is None
+
+
+def test_stub_parses():
+    import ast
+    ast.parse(stub_text())
+
+
+TYPED_USE = '''
+import numpy as np
+import kvc
+
+def use(cache: kvc.Cache, prompt: list[int]) -> int:
+    ns = cache.namespace(model="m", revision="r", dtype="fp16", layers=2, kv_heads=2,
+                         head_dim=16, block_tokens=16, salt=b"s")
+    n: int = ns.match_tokens(prompt)
+    hit, keys = ns.match_tokens(np.asarray(prompt, dtype=np.uint32), keys=True)
+    first: bytes = keys[0]
+    count, tiers = ns.match(keys, tiers=True)
+    where: kvc.Tier = tiers[0]
+    stored: bool = ns.store(first, ns.new_block(), ttl_ms=10, parent=None)
+    ns.load(first, ns.new_block())
+    with ns.view(first) as v:
+        total = float(v.array().sum())
+    try:
+        ns.delete(first)
+    except kvc.NotFoundError as e:
+        code: int = e.code
+    return n + hit + count + int(cache.stats().pins)
+'''
+
+
+def test_typed_use_passes_mypy_strict(tmp_path):
+    """The stub lets strictly typed code (and the Python example) check
+    clean; skipped where mypy is not installed (Debian: python3-mypy)."""
+    import os
+    import subprocess
+    import sys
+    pytest = __import__("pytest")
+    pytest.importorskip("mypy")
+    from conftest import SOURCE_DIR
+    use = tmp_path / "typed_use.py"
+    use.write_text(TYPED_USE)
+    env = dict(os.environ, MYPYPATH=str(pathlib.Path(kvc.__file__).parents[1]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull,
+         str(use), str(SOURCE_DIR / "examples" / "python" / "serving_loop.py")],
+        capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
