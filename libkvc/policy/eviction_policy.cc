@@ -14,8 +14,9 @@ const std::vector<std::string>& PolicyNames() {
   return names;
 }
 
-// Measured in docs/policies.md: on the shared Mooncake trace it is the best
-// policy at every capacity from 250 to 50,000 blocks and never below LRU.
+// Measured in docs/policies.md: on the shared Mooncake trace it is never below
+// LRU from 250 to 50,000 blocks and best or within 0.001 of the best at each,
+// and on frequency-skewed traffic it is far ahead of LRU.
 std::string_view DefaultPolicyName() { return "wtinylfu-prefix"; }
 
 Result<std::unique_ptr<EvictionPolicy>> MakePolicy(std::string_view name, uint64_t capacity) {

@@ -52,7 +52,8 @@ class EvictionPolicy {
   // A lookup hit the resident block `h`. REQUIRES: `h` is tracked.
   virtual void Touch(PolicyHandle h) = 0;
   // A lookup missed the key whose hash is `key_hash` (frequency sketches
-  // count misses too; others ignore it).
+  // count misses too; others ignore it). Insert also counts as an access of
+  // its block, so a miss reported here and then inserted counts twice.
   virtual void RecordMiss(uint64_t key_hash) = 0;
   // `h` left the tier (evicted, deleted, expired). REQUIRES: `h` is tracked.
   virtual void Erase(PolicyHandle h) = 0;

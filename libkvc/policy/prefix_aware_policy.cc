@@ -48,12 +48,20 @@ void PrefixAwarePolicy::Erase(PolicyHandle h) {
 }
 
 std::optional<PolicyHandle> PrefixAwarePolicy::Victim(const EvictablePredicate& evictable) {
-  auto run = [&](auto find) -> std::optional<PolicyHandle> {
+  // What the base's predicate needs, behind one pointer so that the
+  // std::function holding the lambda does not allocate.
+  struct Search {
+    PrefixAwarePolicy* self;
+    PolicyHandle (PrefixAwarePolicy::*find)(PolicyHandle, const EvictablePredicate&);
+    const EvictablePredicate* evictable;
+  };
+  auto run = [&](Search search) -> std::optional<PolicyHandle> {
     named_.clear();
     NewSearch();
-    const std::optional<PolicyHandle> chosen = base_->Victim([&](PolicyHandle h) {
-      const PolicyHandle v = (this->*find)(h, evictable);
-      if (v != kNoHandle) named_.emplace_back(h, v);
+    const Search* s = &search;
+    const std::optional<PolicyHandle> chosen = base_->Victim([s](PolicyHandle h) {
+      const PolicyHandle v = (s->self->*(s->find))(h, *s->evictable);
+      if (v != kNoHandle) s->self->named_.emplace_back(h, v);
       return v != kNoHandle;
     });
     if (!chosen) return std::nullopt;
@@ -62,8 +70,8 @@ std::optional<PolicyHandle> PrefixAwarePolicy::Victim(const EvictablePredicate& 
     assert(false && "the base policy named a block its predicate rejected");
     return std::nullopt;
   };
-  if (auto leaf = run(&PrefixAwarePolicy::FindLeaf)) return leaf;
-  return run(&PrefixAwarePolicy::FindLowest);
+  if (auto leaf = run({this, &PrefixAwarePolicy::FindLeaf, &evictable})) return leaf;
+  return run({this, &PrefixAwarePolicy::FindLowest, &evictable});
 }
 
 void PrefixAwarePolicy::Link(PolicyHandle child, PolicyHandle p) {
