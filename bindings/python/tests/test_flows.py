@@ -231,3 +231,13 @@ def test_eviction_under_pressure():
         assert counters["used_bytes"] <= counters["capacity_bytes"]
         assert len(counters["misses_by_reason"]) == 8
         assert c.stats().stores == 1000
+
+
+def test_sim_run(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text('{"timestamp": 0, "input_length": 64, "output_length": 1, "hash_ids": [1, 2, 3, 4]}\n'
+                     '{"timestamp": 1, "input_length": 64, "output_length": 1, "hash_ids": [1, 2, 3, 5]}\n')
+    rows = kvc.sim_run(str(trace), "lru", [8])
+    assert rows[0]["policy"] == "lru" and rows[0]["hits"] == 3 and rows[0]["lookups"] == 8
+    with pytest.raises(kvc.Error):
+        kvc.sim_run(str(tmp_path / "missing.jsonl"), "lru", [8])
