@@ -50,7 +50,7 @@ struct BenchConfig {
   uint32_t kv_heads = 0;
   uint32_t head_dim = 0;
   uint32_t block_tokens = 16;
-  std::string capacity = "4GiB";
+  std::string capacity = "2GiB";
   uint32_t threads = 0;  // 0: min(hardware threads, 4)
   uint64_t requests = 0;  // 0 with duration 0: kDefaultRequests
   double duration_s = 0;
@@ -64,7 +64,7 @@ struct BenchConfig {
   bool micro = false;
   bool quick = false;
 
-  static constexpr uint64_t kDefaultRequests = 1500;
+  static constexpr uint64_t kDefaultRequests = 400;
 };
 
 }  // namespace kvc::cli

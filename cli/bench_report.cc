@@ -83,8 +83,9 @@ void PrintLoadTable(const nlohmann::json& r) {
   std::printf("model      %s (%s), %s per token, %s per block\n", S(r, "model").c_str(),
               S(r, "layout").c_str(), Bytes(U(r, "bytes_per_token")).c_str(),
               Bytes(U(r, "block_bytes")).c_str());
-  std::printf("cache      %s host tier, policy %s, hash %s; %llu threads, seed %llu\n",
-              Bytes(U(r, "capacity_bytes")).c_str(), S(r, "policy").c_str(),
+  std::printf("cache      %s host tier (opened in %.2f s), policy %s, hash %s; %llu threads, "
+              "seed %llu\n",
+              Bytes(U(r, "capacity_bytes")).c_str(), D(r, "open_seconds"), S(r, "policy").c_str(),
               S(r, "hash").c_str(), static_cast<unsigned long long>(U(r, "threads")),
               static_cast<unsigned long long>(U(r, "seed")));
   std::printf("requests   %llu in %.2f s: %.1f requests/s\n",
