@@ -183,6 +183,9 @@ TEST_CASE("ssd: capacity is never exceeded on disk and cleaning reclaims space")
   CHECK(s.segments_cleaned > 0);
   CHECK(s.checksum_failures == 0);
   CHECK(s.segments <= capacity / (1 << 20));
+  MESSAGE("cleaning under random erases and wtinylfu eviction: " << s.segments_cleaned
+          << " segments cleaned, " << s.bytes_relocated << " bytes relocated for "
+          << s.bytes_written << " written (" << s.evictions << " evictions)");
   t.reset();
   // After a restart, erased blocks stay erased and what is served is right.
   t = OpenTier(SmallOptions(d.path(), capacity, 1 << 20, "wtinylfu"));
