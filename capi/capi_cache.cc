@@ -32,6 +32,10 @@ struct kvc_namespace {
 struct kvc_reservation {
   kvc_cache* cache = nullptr;
   kvc::Reservation r;
+  // Arena memory is reused: a reservation's buffer holds some earlier
+  // block's bytes (maybe another tenant's) until written. It is zeroed when
+  // handed out, and a commit with nothing written is refused.
+  bool written = false;
 };
 
 namespace kvc::capi {
@@ -410,6 +414,8 @@ KVC_EXPORT int kvc_reservation_buffer(kvc_reservation* res, kvc_buf* out, kvc_er
     KVC_REQUIRE_ARG(res, "reservation");
     KVC_REQUIRE_ARG(out, "out");
     KVC_RETURN_IF_ERROR(Live(res->cache));
+    if (!res->written) std::memset(res->r.data, 0, res->r.size);
+    res->written = true;
     *out = kvc_buf{res->r.data, static_cast<size_t>(res->r.size), KVC_MEM_HOST, 0};
     return Status::Ok();
   });
@@ -421,6 +427,7 @@ KVC_EXPORT int kvc_reservation_write(kvc_reservation* res, const kvc_buf* src, k
     KVC_RETURN_IF_ERROR(Live(res->cache));
     KVC_RETURN_IF_ERROR(CheckBuf(src, res->r.size, "src"));
     std::memcpy(res->r.data, src->data, res->r.size);
+    res->written = true;
     return Status::Ok();
   });
 }
@@ -430,6 +437,11 @@ KVC_EXPORT int kvc_store_commit(kvc_reservation* res, kvc_error* err) {
     KVC_REQUIRE_ARG(res, "reservation");
     std::unique_ptr<kvc_reservation> owned(res);
     KVC_RETURN_IF_ERROR(Live(res->cache));
+    if (!res->written) {
+      res->cache->rep->Abort(res->r);
+      return InvalidArgument("nothing was written into the reservation (use kvc_reservation_write or "
+                             "kvc_reservation_buffer first); it was aborted");
+    }
     return res->cache->rep->Commit(res->r);
   });
 }

@@ -308,7 +308,9 @@ KVC_API int kvc_keys_compute(kvc_namespace *ns, kvc_key *out_keys,
                              kvc_error *err);
 
 /* Hashes without a cache: the seed and the keys of `opts` and `tokens`,
- * exactly as a namespace with those options would. */
+ * exactly as a namespace with those options would. Fewer tokens than one
+ * block is allowed: the seed, and 0 keys. `out_keys` may be NULL when there
+ * is no full block, `tokens` NULL when n_tokens is 0. *out_n is 0 on error. */
 KVC_API int kvc_hash_keys(kvc_key *out_seed, kvc_key *out_keys,
                           size_t keys_cap, size_t *out_n,
                           const kvc_namespace_options *opts,
@@ -389,8 +391,10 @@ typedef struct kvc_reservation kvc_reservation;
 KVC_API int kvc_store_begin(kvc_namespace *ns, kvc_reservation **out,
                             const kvc_key *key, uint32_t shard,
                             const kvc_store_options *opts, kvc_error *err);
-/* The reservation's writable buffer: shard_bytes of host memory, valid until
- * commit or abort. */
+/* The reservation's writable buffer: shard_bytes of host memory, zeroed,
+ * valid until commit or abort. (A reservation aborted at its deadline keeps
+ * its buffer for its writer until commit or abort: a late writer never
+ * writes into another block's memory.) */
 KVC_API int kvc_reservation_buffer(kvc_reservation *res, kvc_buf *out,
                                    kvc_error *err);
 /* Copies `src` (exactly shard_bytes) into the reservation's buffer. */
@@ -398,7 +402,9 @@ KVC_API int kvc_reservation_write(kvc_reservation *res, const kvc_buf *src,
                                   kvc_error *err);
 /* Records the checksum and makes the block visible; frees `res` whatever
  * the outcome. KVC_ERR_TIMEOUT if the reservation's deadline passed (it was
- * aborted). */
+ * aborted); KVC_ERR_NOT_FOUND if a delete or revision bump cancelled it;
+ * KVC_ERR_INVALID_ARGUMENT if nothing was written into it (neither
+ * kvc_reservation_write nor kvc_reservation_buffer was called). */
 KVC_API int kvc_store_commit(kvc_reservation *res, kvc_error *err);
 /* Drops the reservation; frees `res`. NULL accepted. */
 KVC_API int kvc_store_abort(kvc_reservation *res);

@@ -57,6 +57,7 @@ Registration RegisterTenant(CLI::App& root) {
   auto a = std::make_shared<TenantArgs>();
   auto* app = root.add_subcommand("tenant", "Manage the tenants of a cache directory or tenants file");
   app->require_subcommand(1);
+  app->fallthrough();  // --dir/--config/--json may follow the command too
   auto* where = app->add_option_group("where");
   where->add_option("--dir", a->dir, "Cache directory (its tenants.json)");
   where->add_option("--config", a->config, "Tenants file");

@@ -9,8 +9,8 @@ PKGS=(
   libssl-dev libxxhash-dev nlohmann-json3-dev libcli11-dev doctest-dev libabsl-dev
   liburing-dev libtomlplusplus-dev
   python3 python3-dev python3-pytest python3-numpy python3-xxhash swig
-  golang-go
-  librust-cxx-dev librust-cxx-build-dev
+  golang-go cargo rustc
+  python3-mypy
 )
 
 missing=()

@@ -508,6 +508,95 @@ static void test_tenants(void) {
   unlink(file);
 }
 
+/* kvc_hash_keys against the spec's worked example (tests/vectors), and the
+ * option checks the CLI cannot reach. */
+static void test_hash_keys(void) {
+  static const uint32_t toks[40] = {
+      81282, 1186, 115938, 76570, 49267, 109828, 106944, 36795, 13489, 92194,
+      117461, 32015, 103698, 122709, 54059, 91712, 89405, 107755, 40360, 11943,
+      99256, 40349, 83323, 2292, 121142, 121185, 33195, 93244, 84099, 79920,
+      108305, 20755, 77801, 45497, 110001, 21126, 78772, 65123, 37984, 60502};
+  kvc_namespace_options o = KVC_NAMESPACE_OPTIONS_INIT;
+  kvc_key seed, keys[4], parsed;
+  char hex[33];
+  size_t n = 99;
+  kvc_error err;
+  o.hash = "sha256";
+  o.model = "meta-llama/Llama-3.1-8B-Instruct";
+  o.revision = "0e9e39f249a16976918f6564b8830bc894c89659";
+  o.adapter = "";
+  o.dtype = "fp16";
+  o.layers = 32;
+  o.kv_heads = 8;
+  o.head_dim = 128;
+  o.block_tokens = 16;
+  o.shards = 1;
+  CHECK_STATUS(kvc_hash_keys(&seed, keys, 4, &n, &o, toks, 40, &err), KVC_OK);
+  CHECK(n == 2);
+  kvc_key_to_hex(&seed, hex);
+  CHECK(strcmp(hex, "29bd1a26d1efa6881452c40ff8be3273") == 0);
+  kvc_key_to_hex(&keys[0], hex);
+  CHECK(strcmp(hex, "93e47c6bfe4c84ee2dfac17c37e30458") == 0);
+  kvc_key_to_hex(&keys[1], hex);
+  CHECK(strcmp(hex, "977c18b3ae0594b2a6478c461b911e5f") == 0);
+  CHECK_STATUS(kvc_key_from_hex(&parsed, "977C18B3AE0594B2A6478C461B911E5F", &err), KVC_OK);
+  CHECK(memcmp(&parsed, &keys[1], sizeof parsed) == 0);
+  CHECK_STATUS(kvc_key_from_hex(&parsed, "977c18", &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(kvc_key_from_hex(&parsed, "zz7c18b3ae0594b2a6478c461b911e5f", &err), KVC_ERR_INVALID_ARGUMENT);
+  /* Fewer tokens than a block: the seed and no key. */
+  CHECK_STATUS(kvc_hash_keys(&seed, NULL, 0, &n, &o, toks, 5, &err), KVC_OK);
+  CHECK(n == 0);
+  /* A NULL salt with a length, bad struct sizes. */
+  o.salt_len = 4;
+  CHECK_STATUS(kvc_hash_keys(&seed, keys, 4, &n, &o, toks, 40, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(err.message, "salt") != NULL);
+  o.salt_len = 0;
+  o.struct_size = 2;
+  CHECK_STATUS(kvc_hash_keys(&seed, keys, 4, &n, &o, toks, 40, &err), KVC_ERR_INVALID_ARGUMENT);
+  o.struct_size = sizeof o + 16;
+  CHECK_STATUS(kvc_hash_keys(&seed, keys, 4, &n, &o, toks, 40, &err), KVC_ERR_INVALID_ARGUMENT);
+  o.struct_size = sizeof o;
+  CHECK_STATUS(kvc_hash_keys(&seed, keys, 1, &n, &o, toks, 40, &err), KVC_ERR_INVALID_ARGUMENT);
+}
+
+/* A reservation must be written before it is committed; its zero-copy
+ * buffer starts zeroed, never holding an earlier block's bytes. */
+static void test_reservation_hygiene(void) {
+  kvc_cache *c = open_cache(64 * 1024);
+  kvc_namespace *ns = NULL;
+  kvc_namespace_options o = small_ns();
+  kvc_namespace_info info = KVC_NAMESPACE_INFO_INIT;
+  kvc_reservation *r = NULL;
+  kvc_buf b, src;
+  kvc_key k;
+  unsigned char *blk;
+  size_t i, nonzero = 0;
+  unsigned p;
+  kvc_error err;
+  CHECK_STATUS(kvc_namespace_open(&ns, c, &o, &err), KVC_OK);
+  CHECK_STATUS(kvc_namespace_info_get(ns, &info, &err), KVC_OK);
+  blk = malloc(info.shard_bytes);
+  memset(blk, 0xab, info.shard_bytes);
+  src.data = blk; src.len = info.shard_bytes; src.mem = KVC_MEM_HOST; src.device = 0;
+  for (p = 0; p < 40; ++p) { /* fill and churn the arena with 0xab bytes */
+    memset(&k, 0, sizeof k);
+    memcpy(k.bytes, &p, sizeof p);
+    CHECK_STATUS(kvc_store(ns, &k, 0, &src, NULL, &err), KVC_OK);
+  }
+  memset(&k, 0x77, sizeof k);
+  CHECK_STATUS(kvc_store_begin(ns, &r, &k, 0, NULL, &err), KVC_OK);
+  CHECK_STATUS(kvc_store_commit(r, &err), KVC_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(err.message, "written") != NULL);
+  CHECK_STATUS(kvc_load(ns, &k, 0, &src, &err), KVC_ERR_NOT_FOUND);
+  CHECK_STATUS(kvc_store_begin(ns, &r, &k, 0, NULL, &err), KVC_OK);
+  CHECK_STATUS(kvc_reservation_buffer(r, &b, &err), KVC_OK);
+  for (i = 0; i < b.len; ++i) nonzero += ((unsigned char *)b.data)[i] != 0;
+  CHECK(nonzero == 0);
+  CHECK_STATUS(kvc_store_commit(r, &err), KVC_OK);
+  free(blk);
+  CHECK_STATUS(kvc_cache_close(c), KVC_OK);
+}
+
 int main(void) {
   kvc_cache *c;
   test_versions_and_strings();
@@ -519,6 +608,8 @@ int main(void) {
   test_closed_cache();
   test_eviction_keeps_capacity();
   test_tenants();
+  test_hash_keys();
+  test_reservation_hygiene();
   printf("%d passed, %d failed\n", checks - failures, failures);
   return failures == 0 ? 0 : 1;
 }

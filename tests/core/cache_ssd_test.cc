@@ -84,7 +84,7 @@ Status Put(Cache& c, NamespaceState& ns, uint64_t i, bool through = false, bool 
 
 }  // namespace
 
-TEST_CASE("write-back: evicted blocks are demoted, then served from SSD and promoted") {
+TEST_CASE("write-back: evicted blocks are demoted then served from SSD and promoted") {
   TempDir d;
   auto c = Open(d.path);
   auto& ns = **c->OpenNamespace(Fields());
@@ -114,7 +114,7 @@ TEST_CASE("write-back: evicted blocks are demoted, then served from SSD and prom
   CHECK(c->ReleaseView(v.id).ok());
 }
 
-TEST_CASE("write-through durable stores survive a restart; the index is rebuilt") {
+TEST_CASE("write-through durable stores survive a restart - the index is rebuilt") {
   TempDir d;
   {
     auto c = Open(d.path);
@@ -132,7 +132,7 @@ TEST_CASE("write-through durable stores survive a restart; the index is rebuilt"
   CHECK(c->Load(ns, K(10), 0, buf.data()).code() == Code::kNotFound);
 }
 
-TEST_CASE("a revision bump hides SSD blocks too, and persists across a restart") {
+TEST_CASE("a revision bump hides SSD blocks too and persists across a restart") {
   TempDir d;
   uint64_t epoch;
   {

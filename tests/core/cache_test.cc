@@ -84,7 +84,7 @@ TEST_CASE("open refuses bad options") {
   CHECK(Cache::Open(o).status().code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("equal namespace fields share one namespace; different fields do not") {
+TEST_CASE("equal namespace fields share one namespace - different fields do not") {
   auto c = MakeCache(1 << 20);
   auto a = c->OpenNamespace(SmallFields("a"));
   auto a2 = c->OpenNamespace(SmallFields("a"));
@@ -98,7 +98,7 @@ TEST_CASE("equal namespace fields share one namespace; different fields do not")
   CHECK(c->Load(**b, KeyOf(1), 0, buf.data()).code() == Code::kNotFound);
 }
 
-TEST_CASE("two-phase store: pending, exists, abort, wait") {
+TEST_CASE("two-phase store: pending / exists / abort / wait") {
   auto c = MakeCache(1 << 20);
   auto& ns = **c->OpenNamespace(SmallFields());
   Reservation r1, r2;
@@ -128,7 +128,7 @@ TEST_CASE("two-phase store: pending, exists, abort, wait") {
   CHECK(c->Stats().pending == 0);
 }
 
-TEST_CASE("a reservation past its deadline is aborted; its writer learns at commit") {
+TEST_CASE("a reservation past its deadline is aborted - its writer learns at commit") {
   auto c = MakeCache(1 << 20, "", 10);
   auto& ns = **c->OpenNamespace(SmallFields());
   StoreParams p;
@@ -169,7 +169,7 @@ TEST_CASE("views pin blocks against eviction and expire at their deadline") {
   CHECK(c->Stats().pins == 0);
 }
 
-TEST_CASE("no space when every block is pinned; nothing stored is lost") {
+TEST_CASE("no space when every block is pinned - nothing stored is lost") {
   auto c = MakeCache(64 * 1024, "lru");
   auto& ns = **c->OpenNamespace(SmallFields());
   std::vector<View> views;
@@ -233,7 +233,7 @@ TEST_CASE("revision bump hides old blocks at once and reclaims them") {
   CHECK(Holds(buf.data(), buf.size(), 5));
 }
 
-TEST_CASE("miss reasons: absent, evicted, pending") {
+TEST_CASE("miss reasons: absent / evicted / pending") {
   auto c = MakeCache(64 * 1024, "lru");
   auto& ns = **c->OpenNamespace(SmallFields());
   std::vector<uint8_t> buf(4096);
@@ -283,7 +283,7 @@ TEST_CASE("sharded namespace: a block is present only when every shard is") {
 // Many threads store, load, match, view, delete and bump revisions on
 // overlapping keys in a small cache. Every byte a reader sees must be the
 // bytes of the key it asked for; views stay intact until released.
-TEST_CASE("stress: concurrent store, load, match, view, evict, delete, bump") {
+TEST_CASE("stress: concurrent store / load / match / view / evict / delete / bump") {
   for (const char* policy : {"lru", "wtinylfu-prefix"}) {
     CAPTURE(policy);
     auto c = MakeCache(256 * 1024, policy, 5);  // 64 blocks

@@ -45,7 +45,7 @@ TEST_CASE("slab allocator: random alloc/free never overlaps and accounts exactly
   CHECK(*big == 0);
 }
 
-TEST_CASE("slab allocator: fills to capacity with one class, then refuses") {
+TEST_CASE("slab allocator: fills to capacity with one class then refuses") {
   SlabAllocator a(1 << 20);
   int n = 0;
   while (a.Allocate(4096)) ++n;
