@@ -519,7 +519,9 @@ extern "C" {
 
     /// ```text
     /// Hashes without a cache: the seed and the keys of `opts` and `tokens`,
-    /// exactly as a namespace with those options would.
+    /// exactly as a namespace with those options would. Fewer tokens than one
+    /// block is allowed: the seed, and 0 keys. `out_keys` may be NULL when there
+    /// is no full block, `tokens` NULL when n_tokens is 0. *out_n is 0 on error.
     /// ```
     pub fn kvc_hash_keys(out_seed: *mut kvc_key, out_keys: *mut kvc_key, keys_cap: usize, out_n: *mut usize, opts: *const kvc_namespace_options, tokens: *const u32, n_tokens: usize, err: *mut kvc_error) -> c_int;
 
@@ -559,8 +561,10 @@ extern "C" {
     pub fn kvc_store_begin(ns: *mut kvc_namespace, out: *mut *mut kvc_reservation, key: *const kvc_key, shard: u32, opts: *const kvc_store_options, err: *mut kvc_error) -> c_int;
 
     /// ```text
-    /// The reservation's writable buffer: shard_bytes of host memory, valid until
-    /// commit or abort.
+    /// The reservation's writable buffer: shard_bytes of host memory, zeroed,
+    /// valid until commit or abort. (A reservation aborted at its deadline keeps
+    /// its buffer for its writer until commit or abort: a late writer never
+    /// writes into another block's memory.)
     /// ```
     pub fn kvc_reservation_buffer(res: *mut kvc_reservation, out: *mut kvc_buf, err: *mut kvc_error) -> c_int;
 
@@ -572,7 +576,9 @@ extern "C" {
     /// ```text
     /// Records the checksum and makes the block visible; frees `res` whatever
     /// the outcome. KVC_ERR_TIMEOUT if the reservation's deadline passed (it was
-    /// aborted).
+    /// aborted); KVC_ERR_NOT_FOUND if a delete or revision bump cancelled it;
+    /// KVC_ERR_INVALID_ARGUMENT if nothing was written into it (neither
+    /// kvc_reservation_write nor kvc_reservation_buffer was called).
     /// ```
     pub fn kvc_store_commit(res: *mut kvc_reservation, err: *mut kvc_error) -> c_int;
 
