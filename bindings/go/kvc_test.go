@@ -373,6 +373,9 @@ func TestReservationDeadlineFromContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := r.Write(fill(ns.ShardBytes(), 1)); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(150 * time.Millisecond)
 	wantCode(t, "commit after deadline", r.Commit(), kvc.ErrTimeout)
 }

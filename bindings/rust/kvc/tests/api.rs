@@ -159,7 +159,8 @@ fn reservation_deadline() {
     let ns = cache.namespace(&small_ns()).unwrap();
     let keys = ns.keys(&tokens(BT, 3)).unwrap();
     let opts = StoreOptions { reservation_timeout: Duration::from_millis(30), ..Default::default() };
-    let r = ns.store_begin(&keys[0], 0, Some(&opts)).unwrap();
+    let mut r = ns.store_begin(&keys[0], 0, Some(&opts)).unwrap();
+    r.write(&fill(ns.shard_bytes(), 1)).unwrap();
     std::thread::sleep(Duration::from_millis(150));
     want_err("commit after deadline", r.commit(), Code::Timeout, &[]);
 }
