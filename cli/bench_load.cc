@@ -234,7 +234,15 @@ nlohmann::json StatsJson(const kvc_stats& s) {
           {"expirations", s.expirations},
           {"deletes", s.deletes},
           {"bytes_stored", s.bytes_stored},
-          {"bytes_loaded", s.bytes_loaded}};
+          {"bytes_loaded", s.bytes_loaded},
+          {"promotions", s.promotions},
+          {"demotions", s.demotions},
+          {"demotions_dropped", s.demotions_dropped},
+          {"ssd_capacity_bytes", s.ssd_capacity_bytes},
+          {"ssd_used_bytes", s.ssd_used_bytes},
+          {"ssd_blocks", s.ssd_blocks},
+          {"ssd_hits", s.ssd_hits},
+          {"checksum_failures", s.checksum_failures}};
 }
 
 int RunLoadBench(const BenchConfig& config, const ModelPreset& model, uint64_t capacity_bytes,
@@ -347,8 +355,7 @@ int RunLoadBench(const BenchConfig& config, const ModelPreset& model, uint64_t c
 
   WorkerStats total;
   for (const auto& s : stats) total.Merge(s);
-  kvc_stats cs{};  // KVC_STATS_INIT, without -Wmissing-field-initializers in C++
-  cs.struct_size = sizeof(kvc_stats);
+  kvc_stats cs = KVC_STATS_INIT;
   if (kvc_cache_stats(cache.get(), &cs, &err) != KVC_OK)
     return FailStatus(kCmd, "kvc_cache_stats", err);
 
