@@ -1100,13 +1100,22 @@ Status SsdTier::Impl::Put(const SsdBlockId& id, const SsdMeta& meta, const void*
     }
     Status q = EnforceQuotaLocked(id, meta.tenant, meta.len);
     if (!q.ok()) return reject(q);
+    // Under global pressure a tenant evicts its own blocks, blocks of
+    // tenants without a quota or over theirs, never a block that would take
+    // another tenant below its quota (its guaranteed share).
+    auto allowed = [&](PolicyHandle h) {
+      const uint32_t owner = recs_[h].meta.tenant;
+      if (owner == meta.tenant) return true;
+      auto t = tenants_.find(owner);
+      return t == tenants_.end() || t->second.quota == 0 || t->second.bytes > t->second.quota;
+    };
     while (live_footprint_ + fp > live_budget_) {
-      auto victim = policy_->Victim([](PolicyHandle) { return true; });
+      auto victim = policy_->Victim(allowed);
       if (!victim) {
         return reject({Code::kNoSpace, "the SSD tier in " + dir_ +
                                            " has no room for a block of " +
                                            std::to_string(meta.len) +
-                                           " bytes and nothing to evict"});
+                                           " bytes and nothing it may evict"});
       }
       EvictLocked(*victim, false);
     }

@@ -418,4 +418,22 @@ TEST_CASE("ssd: a filesystem without O_DIRECT falls back to buffered I/O") {
   for (uint64_t i = 0; i < 20; ++i) CHECK(ReadBack(*t, i, LenOf(i)).ok());
 }
 
+TEST_CASE("ssd: under global pressure a flood never takes another tenant below its quota") {
+  TempDir d;
+  // A tier too small for both tenants: tenant 2's quota is its guaranteed
+  // share; tenant 1 (no quota) floods it.
+  auto t = OpenTier(SmallOptions(d.path(), 4 << 20, 1 << 20, "lru"));
+  t->SetTenantQuota(2, 1 << 20);
+  for (uint64_t i = 0; i < 40; ++i) REQUIRE(PutIndex(*t, 5000 + i, 20000, false, 2).ok());
+  const uint64_t guaranteed = t->TenantBytes(2);
+  CHECK(guaranteed <= (1u << 20));
+  CHECK(guaranteed >= 40 * 20000 - 1);
+  for (uint64_t i = 0; i < 400; ++i) {
+    Status s = PutIndex(*t, i, 20000, false, 1);
+    CHECK((s.ok() || s.code() == Code::kNoSpace));
+    CHECK(t->TenantBytes(2) == guaranteed);
+  }
+  CHECK(t->Stats().evictions > 0);  // tenant 1 evicted its own blocks
+}
+
 }  // namespace kvc
