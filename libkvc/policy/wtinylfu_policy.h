@@ -58,8 +58,8 @@ class WTinyLfuPolicy final : public EvictionPolicy {
     // Otherwise the step shrinks by this factor each sample. Default: 0.98.
     double step_decay = 0.98;
     // Accesses per sample, as a multiple of the resident entries (at least
-    // 64 accesses). Default: 10.
-    double sample_factor = 10.0;
+    // 64 accesses). Default: 20.
+    double sample_factor = 20.0;
     // The protected segment's share of the main weight. Default: 0.8.
     double protected_share = 0.8;
     // The sketch is sized for at least this many entries and for every

@@ -158,30 +158,30 @@ TEST_CASE("wtinylfu: the window adapts to the workload") {
   WTinyLfuPolicy::Options half;
   half.initial_window_share = 0.5;
 
-  WTinyLfuPolicy freq(2000, half);
-  Harness hf(freq, 2000);
-  FrequencyWorkload(400000, [&](PolicyHandle h) { hf.Access(h); });
-  CHECK(Gauge(freq, "climber_samples") > 10);
+  WTinyLfuPolicy freq(1000, half);
+  Harness hf(freq, 1000);
+  FrequencyWorkload(600000, [&](PolicyHandle h) { hf.Access(h); });
+  CHECK(Gauge(freq, "climber_samples") > 20);
   const double freq_share = freq.window_share();
 
-  WTinyLfuPolicy rec(2000, half);
-  Harness hr(rec, 2000);
-  RecencyWorkload(400000, [&](PolicyHandle h) { hr.Access(h); });
+  WTinyLfuPolicy rec(1000, half);
+  Harness hr(rec, 1000);
+  RecencyWorkload(600000, [&](PolicyHandle h) { hr.Access(h); });
   const double rec_share = rec.window_share();
 
   MESSAGE("window share: frequency workload " << freq_share << ", recency workload " << rec_share);
-  CHECK(freq_share < 0.25);
-  CHECK(rec_share > 0.75);
+  CHECK(freq_share < 0.35);  // from 0.5
+  CHECK(rec_share > 0.75);   // from 0.5
 }
 
 TEST_CASE("wtinylfu: adaptive beats LRU on a frequency workload and fixed 1% on a recency one") {
-  const uint64_t cap = 2000;
+  const uint64_t cap = 1000;
   auto run = [&](EvictionPolicy& p, bool frequency) {
     Harness h(p, cap);
     if (frequency)
-      FrequencyWorkload(400000, [&](PolicyHandle x) { h.Access(x); });
+      FrequencyWorkload(600000, [&](PolicyHandle x) { h.Access(x); });
     else
-      RecencyWorkload(400000, [&](PolicyHandle x) { h.Access(x); });
+      RecencyWorkload(600000, [&](PolicyHandle x) { h.Access(x); });
     return h.hits();
   };
   WTinyLfuPolicy::Options fixed1;
