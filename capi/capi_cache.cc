@@ -132,6 +132,20 @@ StoreParams ParamsOf(kvc_namespace* ns, const kvc_store_options* o, Status* st) 
   return p;
 }
 
+// At least one full block of tokens, and room for its keys.
+Status CheckTokens(const NamespaceState& ns, size_t n_tokens, size_t keys_cap) {
+  const uint32_t bt = ns.fields.layout.block_tokens;
+  if (n_tokens < bt) {
+    return InvalidArgument("need at least one block of " + std::to_string(bt) + " tokens, got " +
+                           std::to_string(n_tokens));
+  }
+  if (keys_cap < n_tokens / bt) {
+    return InvalidArgument("keys_cap " + std::to_string(keys_cap) + " is too small for " +
+                           std::to_string(n_tokens / bt) + " blocks");
+  }
+  return Status::Ok();
+}
+
 Status StoreOne(kvc_namespace* ns, const BlockKey& key, uint32_t shard, const kvc_buf* src,
                 const StoreParams& p) {
   Reservation r;
@@ -304,16 +318,7 @@ KVC_EXPORT int kvc_keys_compute(kvc_namespace* ns, kvc_key* out_keys, size_t key
     KVC_RETURN_IF_ERROR(Live(ns));
     KVC_REQUIRE_ARG(out_keys, "out_keys");
     KVC_REQUIRE_ARG(tokens, "tokens");
-    const uint32_t bt = ns->rep->fields.layout.block_tokens;
-    if (n_tokens < bt) {
-      return InvalidArgument("need at least one block of " + std::to_string(bt) + " tokens, got " +
-                             std::to_string(n_tokens));
-    }
-    const size_t n = n_tokens / bt;
-    if (keys_cap < n) {
-      return InvalidArgument("keys_cap " + std::to_string(keys_cap) + " is too small for " +
-                             std::to_string(n) + " blocks");
-    }
+    KVC_RETURN_IF_ERROR(CheckTokens(*ns->rep, n_tokens, keys_cap));
     size_t w = ns->rep->hasher.Keys({tokens, n_tokens}, reinterpret_cast<BlockKey*>(out_keys));
     if (out_n) *out_n = w;
     return Status::Ok();
@@ -341,20 +346,12 @@ KVC_EXPORT int kvc_match_tokens(kvc_namespace* ns, size_t* out_blocks, uint8_t* 
     KVC_REQUIRE_ARG(out_blocks, "out_blocks");
     *out_blocks = 0;
     KVC_REQUIRE_ARG(tokens, "tokens");
-    const uint32_t bt = ns->rep->fields.layout.block_tokens;
-    if (n_tokens < bt) {
-      return InvalidArgument("need at least one block of " + std::to_string(bt) + " tokens, got " +
-                             std::to_string(n_tokens));
-    }
-    const size_t n = n_tokens / bt;
+    KVC_RETURN_IF_ERROR(CheckTokens(*ns->rep, n_tokens, out_keys != nullptr ? keys_cap : SIZE_MAX));
+    const size_t n = n_tokens / ns->rep->fields.layout.block_tokens;
     BlockKey stack_keys[64];
     std::vector<BlockKey> heap_keys;
     BlockKey* keys;
     if (out_keys != nullptr) {
-      if (keys_cap < n) {
-        return InvalidArgument("keys_cap " + std::to_string(keys_cap) + " is too small for " +
-                               std::to_string(n) + " blocks");
-      }
       keys = reinterpret_cast<BlockKey*>(out_keys);
     } else if (n <= 64) {
       keys = stack_keys;
