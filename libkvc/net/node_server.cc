@@ -1,0 +1,51 @@
+// Compiled only into kvc_net (libkvc/net/CMakeLists.txt), which defines
+// KVC_NET_BUILD; kvc_core's source glob sees an empty file.
+#ifdef KVC_NET_BUILD
+#include "net/node_server.h"
+
+#include <chrono>
+
+#include <grpcpp/grpcpp.h>
+
+#include "net/node_service.h"
+
+namespace kvc::net {
+
+Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& options) {
+  auto cache = Cache::Open(options.cache);
+  if (!cache.ok()) return cache.status();
+  std::unique_ptr<NodeServer> s(new NodeServer);
+  s->cache_ = std::move(cache).value();
+  s->service_ = std::make_unique<NodeService>(*s->cache_, options.write_through);
+  const size_t colon = options.listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == options.listen.size())
+    return InvalidArgument("listen address '" + options.listen + "' is not host:port");
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  b.RegisterService(s->service_.get());
+  // One node per port: without this a second node would share the port.
+  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  b.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  b.SetMaxSendMessageSize(kMaxMessageBytes);
+  s->server_ = b.BuildAndStart();
+  if (s->server_ == nullptr || port == 0)
+    return Status(Code::kUnavailable, "cannot listen on " + options.listen);
+  s->address_ = options.listen.substr(0, colon + 1) + std::to_string(port);
+  return s;
+}
+
+NodeServer::~NodeServer() { Shutdown(0); }
+
+void NodeServer::Shutdown(uint32_t grace_ms) {
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
+    server_->Wait();
+    server_.reset();
+  }
+  service_.reset();
+  cache_.reset();
+}
+
+}  // namespace kvc::net
+#endif  // KVC_NET_BUILD

@@ -1,0 +1,52 @@
+// NodeServer: a kvc node, one Cache served by NodeService on one address.
+//
+// Thread-safe: Shutdown may be called from any thread, once.
+#ifndef KVC_NET_NODE_SERVER_H_
+#define KVC_NET_NODE_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/cache.h"
+#include "util/status.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace kvc::net {
+
+class NodeService;
+
+struct NodeServerOptions {
+  CacheOptions cache;
+  std::string listen = "127.0.0.1:7070";  // host:port; port 0 picks a free port
+  bool write_through = false;             // Default: write-back (see NodeService)
+};
+
+class NodeServer {
+ public:
+  // Opens the cache and starts serving. KVC_ERR_UNAVAILABLE when the
+  // address cannot be bound.
+  static Result<std::unique_ptr<NodeServer>> Start(const NodeServerOptions& options);
+  ~NodeServer();
+
+  // The bound address, with the port chosen for port 0.
+  const std::string& address() const { return address_; }
+  // Stops accepting calls, waits up to grace_ms for calls in flight (then
+  // cancels them), and closes the cache, which flushes write-back blocks to
+  // the SSD tier.
+  void Shutdown(uint32_t grace_ms);
+
+ private:
+  NodeServer() = default;
+  std::unique_ptr<Cache> cache_;
+  std::unique_ptr<NodeService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+}  // namespace kvc::net
+
+#endif  // KVC_NET_NODE_SERVER_H_

@@ -1,0 +1,68 @@
+// NodeService: the kvc.v1.Node gRPC service (proto/kvc/v1/kvc.proto) over
+// one kvc::Cache. Each call authenticates its bearer token against the
+// cache's tenants, opens the request's namespace as that tenant (an
+// isolated tenant's salt from its configuration, never from the wire) and
+// checks every length, count and offset it is sent.
+//
+// Thread-safe: gRPC calls its methods from many threads at once.
+#ifndef KVC_NET_NODE_SERVICE_H_
+#define KVC_NET_NODE_SERVICE_H_
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "core/cache.h"
+#include "kvc/v1/kvc.grpc.pb.h"
+
+namespace kvc::net {
+
+// Limits on what a node accepts; docs/node.md lists them.
+inline constexpr uint64_t kMaxChunkBytes = 1u << 20;        // data per stream message
+inline constexpr int kMaxMessageBytes = 4 << 20;            // any one message
+inline constexpr size_t kMaxMatchKeys = 1u << 16;           // keys per Match
+inline constexpr size_t kMaxMatchTokens = 1u << 22;         // tokens per Match
+
+// The caller of one request, after authentication.
+struct Caller {
+  uint32_t tenant = 0;  // 0: a node without tenants
+  std::string name;
+  std::string salt;     // isolated tenants only
+};
+
+class NodeService final : public kvc::v1::Node::Service {
+ public:
+  // REQUIRES: `cache` outlives the service.
+  // write_through: stores also reach the SSD tier at commit (when there is
+  // one), so that a restarted node serves them.
+  NodeService(Cache& cache, bool write_through) : cache_(cache), write_through_(write_through) {}
+
+  grpc::Status Health(grpc::ServerContext* ctx, const v1::HealthRequest* req, v1::HealthResponse* resp) override;
+  grpc::Status Match(grpc::ServerContext* ctx, const v1::MatchRequest* req, v1::MatchResponse* resp) override;
+  grpc::Status Load(grpc::ServerContext* ctx, const v1::LoadRequest* req,
+                    grpc::ServerWriter<v1::LoadChunk>* writer) override;
+  grpc::Status Store(grpc::ServerContext* ctx, grpc::ServerReader<v1::StoreMessage>* reader,
+                     v1::StoreResponse* resp) override;
+  grpc::Status Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req, v1::DeleteResponse* resp) override;
+  grpc::Status BumpRevision(grpc::ServerContext* ctx, const v1::BumpRevisionRequest* req,
+                            v1::BumpRevisionResponse* resp) override;
+  grpc::Status Stats(grpc::ServerContext* ctx, const v1::StatsRequest* req, v1::StatsResponse* resp) override;
+
+ private:
+  // The caller named by the `authorization: Bearer <tenant>:<credential>`
+  // metadata; KVC_ERR_PERMISSION for a missing or wrong token on a node with
+  // tenants (one message for every failure: names cannot be probed).
+  Result<Caller> Authenticate(const grpc::ServerContext& ctx) const;
+  // The namespace of `spec` as `caller`, opened once per (tenant, spec).
+  Result<NamespaceState*> Open(const Caller& caller, const v1::NamespaceSpec& spec);
+
+  Cache& cache_;
+  const bool write_through_;
+  std::mutex mu_;
+  std::map<std::string, NamespaceState*> namespaces_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace kvc::net
+
+#endif  // KVC_NET_NODE_SERVICE_H_
