@@ -594,6 +594,114 @@ KVC_API int kvc_sim_run(char **out, const char *trace_path,
                         const char *policies, const uint64_t *capacities,
                         size_t n_caps, kvc_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* Nodes (kvc serve) and node clients                                       */
+/* ------------------------------------------------------------------------ */
+
+/* A node serves one cache over gRPC (proto/kvc/v1/kvc.proto, docs/node.md).
+ * In a build without gRPC every kvc_node_* call returns KVC_ERR_UNSUPPORTED
+ * ("built without gRPC"); kvc_features() says which build this is. */
+
+/* A running node. kvc_node_server_stop may be called from any thread, once;
+ * the other calls one thread at a time. */
+typedef struct kvc_node_server kvc_node_server;
+
+typedef struct kvc_node_server_options {
+  uint32_t struct_size;
+  /* "host:port" to listen on; port 0 picks a free port.
+   * Default: "127.0.0.1:7070". */
+  const char *listen;
+  /* The cache the node serves (its tiers and tenants file). NULL: the
+   * defaults of kvc_cache_open. */
+  const kvc_cache_options *cache;
+  /* How the node's stores reach its SSD tier (kvc_write_mode), for every
+   * namespace. Write-back blocks still in host DRAM at stop are not on the
+   * SSD tier, so a restarted node serves only write-through blocks and
+   * write-back blocks demoted before the stop. Default: write-back. */
+  uint32_t write_mode;
+} kvc_node_server_options;
+
+#define KVC_NODE_SERVER_OPTIONS_INIT \
+  { (uint32_t)sizeof(kvc_node_server_options), NULL, NULL, 0 }
+
+/* Opens the cache and starts serving. KVC_ERR_UNAVAILABLE when the address
+ * cannot be bound. */
+KVC_API int kvc_node_server_start(kvc_node_server **out,
+                                  const kvc_node_server_options *opts,
+                                  kvc_error *err);
+/* The address the node listens on, with the port it picked for port 0.
+ * Borrowed from the server; "" for NULL. */
+KVC_API const char *kvc_node_server_address(const kvc_node_server *server);
+/* Stops accepting calls, lets calls in flight finish for up to grace_ms
+ * (then cancels them), closes the cache (flushing write-back blocks to the
+ * SSD tier) and frees `server`. NULL accepted. */
+KVC_API int kvc_node_server_stop(kvc_node_server *server, uint32_t grace_ms);
+
+/* A connection to a node. Thread-safe. */
+typedef struct kvc_node kvc_node;
+
+typedef struct kvc_node_options {
+  uint32_t struct_size;
+  /* The tenant to act as and its credential; NULL on a node without
+   * tenants. Sent as `authorization: Bearer <tenant>:<credential>`. */
+  const char *tenant;
+  const char *credential;
+  /* How long kvc_node_connect waits for the node. Default: 2000 ms. */
+  uint32_t connect_timeout_ms;
+  /* The deadline of every call. Default: 10000 ms. */
+  uint32_t timeout_ms;
+} kvc_node_options;
+
+#define KVC_NODE_OPTIONS_INIT \
+  { (uint32_t)sizeof(kvc_node_options), NULL, NULL, 0, 0 }
+
+/* Connects to the node at `address` ("host:port"). KVC_ERR_UNAVAILABLE when
+ * it cannot be reached within connect_timeout_ms. */
+KVC_API int kvc_node_connect(kvc_node **out, const char *address,
+                             const kvc_node_options *opts, kvc_error *err);
+/* Closes the connection. NULL accepted. */
+KVC_API int kvc_node_close(kvc_node *node);
+
+/* In the calls below `ns` names the namespace as kvc_namespace_open takes
+ * it; its tenant, credential, salt, default_ttl_ms and write_mode fields
+ * must be unset (the node's tenants file supplies an isolated tenant's
+ * salt). A refused credential is KVC_ERR_PERMISSION, a node that stopped
+ * answering KVC_ERR_UNAVAILABLE or KVC_ERR_TIMEOUT. */
+
+/* The node's stats as kvc_cache_stats_json writes them (the tenants table
+ * holds the caller's row only); free *out with kvc_string_free. */
+KVC_API int kvc_node_stats_json(kvc_node *node, char **out, kvc_error *err);
+/* As kvc_match, on the node. */
+KVC_API int kvc_node_match(kvc_node *node, size_t *out_blocks,
+                           uint8_t *out_tiers,
+                           const kvc_namespace_options *ns,
+                           const kvc_key *keys, size_t n_keys,
+                           kvc_error *err);
+/* As kvc_match_tokens, on the node (which hashes the tokens). */
+KVC_API int kvc_node_match_tokens(kvc_node *node, size_t *out_blocks,
+                                  uint8_t *out_tiers, kvc_key *out_keys,
+                                  size_t keys_cap,
+                                  const kvc_namespace_options *ns,
+                                  const uint32_t *tokens, size_t n_tokens,
+                                  kvc_error *err);
+/* Copies the block shard (key, shard) into `dst` (a host buffer of at least
+ * its size); *out_len receives its size. `dst` NULL asks for the size only.
+ * KVC_ERR_NOT_FOUND on a miss; KVC_ERR_LAYOUT when dst is too small. */
+KVC_API int kvc_node_get(kvc_node *node, size_t *out_len,
+                         const kvc_namespace_options *ns, const kvc_key *key,
+                         uint32_t shard, const kvc_buf *dst, kvc_error *err);
+/* Stores the block shard (key, shard) from `src` (exactly shard_bytes), as
+ * kvc_store: KVC_ERR_EXISTS, KVC_ERR_PENDING, KVC_ERR_NO_SPACE and
+ * KVC_ERR_QUOTA as there. `opts` may be NULL; its ttl_ms and parent are
+ * used. */
+KVC_API int kvc_node_put(kvc_node *node, const kvc_namespace_options *ns,
+                         const kvc_key *key, uint32_t shard,
+                         const kvc_buf *src, const kvc_store_options *opts,
+                         kvc_error *err);
+/* As kvc_delete, on the node. */
+KVC_API int kvc_node_delete(kvc_node *node, const kvc_namespace_options *ns,
+                            const kvc_key *key, kvc_error *err);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

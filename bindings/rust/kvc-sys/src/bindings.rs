@@ -156,6 +156,25 @@ pub struct kvc_reservation {
     _marker: PhantomData<(*mut u8, PhantomPinned)>,
 }
 
+/// ```text
+/// A running node. kvc_node_server_stop may be called from any thread, once;
+/// the other calls one thread at a time.
+/// ```
+#[repr(C)]
+pub struct kvc_node_server {
+    _private: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// ```text
+/// A connection to a node. Thread-safe.
+/// ```
+#[repr(C)]
+pub struct kvc_node {
+    _private: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
 // ---- structs ----
 
 /// ```text
@@ -408,6 +427,47 @@ pub struct kvc_tenant_options {
 
 /// As `KVC_TENANT_OPTIONS_INIT`: `struct_size` set, every other field zero.
 impl Default for kvc_tenant_options {
+    fn default() -> Self {
+        // SAFETY: every field is an integer, an array of them or a raw pointer,
+        // for which all-zero bytes are a valid value.
+        let mut v: Self = unsafe { core::mem::zeroed() };
+        v.struct_size = core::mem::size_of::<Self>() as u32;
+        v
+    }
+}
+
+#[repr(C)]
+#[derive(Copy, Clone, Debug)]
+pub struct kvc_node_server_options {
+    pub struct_size: u32,
+    pub listen: *const c_char,
+    pub cache: *const kvc_cache_options,
+    pub write_mode: u32,
+}
+
+/// As `KVC_NODE_SERVER_OPTIONS_INIT`: `struct_size` set, every other field zero.
+impl Default for kvc_node_server_options {
+    fn default() -> Self {
+        // SAFETY: every field is an integer, an array of them or a raw pointer,
+        // for which all-zero bytes are a valid value.
+        let mut v: Self = unsafe { core::mem::zeroed() };
+        v.struct_size = core::mem::size_of::<Self>() as u32;
+        v
+    }
+}
+
+#[repr(C)]
+#[derive(Copy, Clone, Debug)]
+pub struct kvc_node_options {
+    pub struct_size: u32,
+    pub tenant: *const c_char,
+    pub credential: *const c_char,
+    pub connect_timeout_ms: u32,
+    pub timeout_ms: u32,
+}
+
+/// As `KVC_NODE_OPTIONS_INIT`: `struct_size` set, every other field zero.
+impl Default for kvc_node_options {
     fn default() -> Self {
         // SAFETY: every field is an integer, an array of them or a raw pointer,
         // for which all-zero bytes are a valid value.
@@ -696,4 +756,70 @@ extern "C" {
     /// KVC_ERR_PARSE for a malformed or empty trace, KVC_ERR_IO if unreadable.
     /// ```
     pub fn kvc_sim_run(out: *mut *mut c_char, trace_path: *const c_char, policies: *const c_char, capacities: *const u64, n_caps: usize, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Opens the cache and starts serving. KVC_ERR_UNAVAILABLE when the address
+    /// cannot be bound.
+    /// ```
+    pub fn kvc_node_server_start(out: *mut *mut kvc_node_server, opts: *const kvc_node_server_options, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// The address the node listens on, with the port it picked for port 0.
+    /// Borrowed from the server; "" for NULL.
+    /// ```
+    pub fn kvc_node_server_address(server: *const kvc_node_server) -> *const c_char;
+
+    /// ```text
+    /// Stops accepting calls, lets calls in flight finish for up to grace_ms
+    /// (then cancels them), closes the cache (flushing write-back blocks to the
+    /// SSD tier) and frees `server`. NULL accepted.
+    /// ```
+    pub fn kvc_node_server_stop(server: *mut kvc_node_server, grace_ms: u32) -> c_int;
+
+    /// ```text
+    /// Connects to the node at `address` ("host:port"). KVC_ERR_UNAVAILABLE when
+    /// it cannot be reached within connect_timeout_ms.
+    /// ```
+    pub fn kvc_node_connect(out: *mut *mut kvc_node, address: *const c_char, opts: *const kvc_node_options, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Closes the connection. NULL accepted.
+    /// ```
+    pub fn kvc_node_close(node: *mut kvc_node) -> c_int;
+
+    /// ```text
+    /// The node's stats as kvc_cache_stats_json writes them (the tenants table
+    /// holds the caller's row only); free *out with kvc_string_free.
+    /// ```
+    pub fn kvc_node_stats_json(node: *mut kvc_node, out: *mut *mut c_char, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// As kvc_match, on the node.
+    /// ```
+    pub fn kvc_node_match(node: *mut kvc_node, out_blocks: *mut usize, out_tiers: *mut u8, ns: *const kvc_namespace_options, keys: *const kvc_key, n_keys: usize, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// As kvc_match_tokens, on the node (which hashes the tokens).
+    /// ```
+    pub fn kvc_node_match_tokens(node: *mut kvc_node, out_blocks: *mut usize, out_tiers: *mut u8, out_keys: *mut kvc_key, keys_cap: usize, ns: *const kvc_namespace_options, tokens: *const u32, n_tokens: usize, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Copies the block shard (key, shard) into `dst` (a host buffer of at least
+    /// its size); *out_len receives its size. `dst` NULL asks for the size only.
+    /// KVC_ERR_NOT_FOUND on a miss; KVC_ERR_LAYOUT when dst is too small.
+    /// ```
+    pub fn kvc_node_get(node: *mut kvc_node, out_len: *mut usize, ns: *const kvc_namespace_options, key: *const kvc_key, shard: u32, dst: *const kvc_buf, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Stores the block shard (key, shard) from `src` (exactly shard_bytes), as
+    /// kvc_store: KVC_ERR_EXISTS, KVC_ERR_PENDING, KVC_ERR_NO_SPACE and
+    /// KVC_ERR_QUOTA as there. `opts` may be NULL; its ttl_ms and parent are
+    /// used.
+    /// ```
+    pub fn kvc_node_put(node: *mut kvc_node, ns: *const kvc_namespace_options, key: *const kvc_key, shard: u32, src: *const kvc_buf, opts: *const kvc_store_options, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// As kvc_delete, on the node.
+    /// ```
+    pub fn kvc_node_delete(node: *mut kvc_node, ns: *const kvc_namespace_options, key: *const kvc_key, err: *mut kvc_error) -> c_int;
 }

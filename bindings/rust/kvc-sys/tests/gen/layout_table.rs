@@ -118,6 +118,19 @@ int main(void) {
   printf("offset kvc_tenant_options.host_quota_bytes %zu\n", offsetof(kvc_tenant_options, host_quota_bytes));
   printf("offset kvc_tenant_options.ssd_quota_bytes %zu\n", offsetof(kvc_tenant_options, ssd_quota_bytes));
   printf("offset kvc_tenant_options.borrow %zu\n", offsetof(kvc_tenant_options, borrow));
+  printf("size kvc_node_server_options %zu\n", sizeof(kvc_node_server_options));
+  printf("align kvc_node_server_options %zu\n", ALIGN(kvc_node_server_options));
+  printf("offset kvc_node_server_options.struct_size %zu\n", offsetof(kvc_node_server_options, struct_size));
+  printf("offset kvc_node_server_options.listen %zu\n", offsetof(kvc_node_server_options, listen));
+  printf("offset kvc_node_server_options.cache %zu\n", offsetof(kvc_node_server_options, cache));
+  printf("offset kvc_node_server_options.write_mode %zu\n", offsetof(kvc_node_server_options, write_mode));
+  printf("size kvc_node_options %zu\n", sizeof(kvc_node_options));
+  printf("align kvc_node_options %zu\n", ALIGN(kvc_node_options));
+  printf("offset kvc_node_options.struct_size %zu\n", offsetof(kvc_node_options, struct_size));
+  printf("offset kvc_node_options.tenant %zu\n", offsetof(kvc_node_options, tenant));
+  printf("offset kvc_node_options.credential %zu\n", offsetof(kvc_node_options, credential));
+  printf("offset kvc_node_options.connect_timeout_ms %zu\n", offsetof(kvc_node_options, connect_timeout_ms));
+  printf("offset kvc_node_options.timeout_ms %zu\n", offsetof(kvc_node_options, timeout_ms));
   printf("const KVC_VERSION_MAJOR %lld\n", (long long)(KVC_VERSION_MAJOR));
   printf("const KVC_VERSION_MINOR %lld\n", (long long)(KVC_VERSION_MINOR));
   printf("const KVC_VERSION_PATCH %lld\n", (long long)(KVC_VERSION_PATCH));
@@ -289,6 +302,19 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("offset kvc_tenant_options.host_quota_bytes".to_string(), offset!(kvc_tenant_options, host_quota_bytes) as i128),
         ("offset kvc_tenant_options.ssd_quota_bytes".to_string(), offset!(kvc_tenant_options, ssd_quota_bytes) as i128),
         ("offset kvc_tenant_options.borrow".to_string(), offset!(kvc_tenant_options, borrow) as i128),
+        ("size kvc_node_server_options".to_string(), size_of::<kvc_node_server_options>() as i128),
+        ("align kvc_node_server_options".to_string(), align_of::<kvc_node_server_options>() as i128),
+        ("offset kvc_node_server_options.struct_size".to_string(), offset!(kvc_node_server_options, struct_size) as i128),
+        ("offset kvc_node_server_options.listen".to_string(), offset!(kvc_node_server_options, listen) as i128),
+        ("offset kvc_node_server_options.cache".to_string(), offset!(kvc_node_server_options, cache) as i128),
+        ("offset kvc_node_server_options.write_mode".to_string(), offset!(kvc_node_server_options, write_mode) as i128),
+        ("size kvc_node_options".to_string(), size_of::<kvc_node_options>() as i128),
+        ("align kvc_node_options".to_string(), align_of::<kvc_node_options>() as i128),
+        ("offset kvc_node_options.struct_size".to_string(), offset!(kvc_node_options, struct_size) as i128),
+        ("offset kvc_node_options.tenant".to_string(), offset!(kvc_node_options, tenant) as i128),
+        ("offset kvc_node_options.credential".to_string(), offset!(kvc_node_options, credential) as i128),
+        ("offset kvc_node_options.connect_timeout_ms".to_string(), offset!(kvc_node_options, connect_timeout_ms) as i128),
+        ("offset kvc_node_options.timeout_ms".to_string(), offset!(kvc_node_options, timeout_ms) as i128),
         ("const KVC_VERSION_MAJOR".to_string(), KVC_VERSION_MAJOR as i128),
         ("const KVC_VERSION_MINOR".to_string(), KVC_VERSION_MINOR as i128),
         ("const KVC_VERSION_PATCH".to_string(), KVC_VERSION_PATCH as i128),

@@ -1,0 +1,362 @@
+// The C shim of nodes: kvc_node_server_* over kvc::net::NodeServer and
+// kvc_node_* over kvc::net::NodeClient. Without gRPC (KVC_NODE undefined:
+// libkvc/net/CMakeLists.txt defines it) every call is KVC_ERR_UNSUPPORTED.
+#include <cstddef>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "capi_convert.h"
+#include "capi_internal.h"
+
+#if defined(KVC_NODE)
+#include "net/node_client.h"
+#include "net/node_server.h"
+
+struct kvc_node_server {
+  std::unique_ptr<kvc::net::NodeServer> rep;
+};
+
+struct kvc_node {
+  std::unique_ptr<kvc::net::NodeClient> rep;
+};
+
+namespace kvc::capi {
+namespace {
+
+#define KVC_NODE_HAS(opts, type, field) \
+  ((opts)->struct_size >= offsetof(type, field) + sizeof((opts)->field))
+
+template <class T>
+Status CheckSize(const T* o, const char* name) {
+  if (o->struct_size < sizeof(uint32_t) || o->struct_size > sizeof(T))
+    return InvalidArgument(std::string(name) + ".struct_size is " + std::to_string(o->struct_size) +
+                           ": initialise it with the _INIT macro of this kvc.h");
+  return Status::Ok();
+}
+
+// kvc_cache_open's mapping of the options a node uses.
+Result<CacheOptions> CacheOptionsOf(const kvc_cache_options* c) {
+  CacheOptions o;
+  if (c == nullptr) return o;
+  KVC_RETURN_IF_ERROR(CheckSize(c, "kvc_cache_options"));
+  if (KVC_NODE_HAS(c, kvc_cache_options, host_capacity_bytes) && c->host_capacity_bytes)
+    o.host_capacity_bytes = c->host_capacity_bytes;
+  if (KVC_NODE_HAS(c, kvc_cache_options, host_policy) && c->host_policy) o.host_policy = c->host_policy;
+  if (KVC_NODE_HAS(c, kvc_cache_options, index_shards) && c->index_shards) o.index_shards = c->index_shards;
+  if (KVC_NODE_HAS(c, kvc_cache_options, prefault) && c->prefault) {
+    if (c->prefault > 2) return InvalidArgument("prefault must be 0, 1 or 2");
+    o.prefault = c->prefault == 1;
+  }
+  if (KVC_NODE_HAS(c, kvc_cache_options, reservation_timeout_ms) && c->reservation_timeout_ms)
+    o.reservation_timeout_ms = c->reservation_timeout_ms;
+  if (KVC_NODE_HAS(c, kvc_cache_options, pin_timeout_ms) && c->pin_timeout_ms) o.pin_timeout_ms = c->pin_timeout_ms;
+  if (KVC_NODE_HAS(c, kvc_cache_options, maintenance_interval_ms) && c->maintenance_interval_ms)
+    o.maintenance_interval_ms = c->maintenance_interval_ms;
+  if (KVC_NODE_HAS(c, kvc_cache_options, tenants_path) && c->tenants_path) o.tenants_path = c->tenants_path;
+  if (KVC_NODE_HAS(c, kvc_cache_options, ssd_dir) && c->ssd_dir) {
+    o.ssd_dir = c->ssd_dir;
+    if (!KVC_NODE_HAS(c, kvc_cache_options, ssd_capacity_bytes) || c->ssd_capacity_bytes == 0)
+      return InvalidArgument("ssd_capacity_bytes is required with ssd_dir");
+    o.ssd_capacity_bytes = c->ssd_capacity_bytes;
+  }
+  if (KVC_NODE_HAS(c, kvc_cache_options, ssd_policy) && c->ssd_policy) o.ssd_policy = c->ssd_policy;
+  return o;
+}
+
+// The namespace as the wire carries it, validated here first.
+Result<net::NodeNamespace> NamespaceOf(const kvc_namespace_options* o) {
+  KVC_REQUIRE_ARG(o, "ns");
+  auto f = FieldsFromOptions(o);
+  if (!f.ok()) return f.status();
+  if (!f->salt.empty()) return InvalidArgument("ns.salt must be empty: a salt never travels to a node");
+  if ((KVC_NODE_HAS(o, kvc_namespace_options, tenant) && o->tenant) ||
+      (KVC_NODE_HAS(o, kvc_namespace_options, credential) && o->credential))
+    return InvalidArgument("ns.tenant and ns.credential must be NULL: a node connection carries them (kvc_node_options)");
+  net::NodeNamespace n;
+  n.hash = std::string(HashAlgoName(f->hash));
+  n.model = f->model;
+  n.revision = f->revision;
+  n.adapter = f->adapter;
+  n.dtype = f->layout.dtype;
+  n.layers = f->layout.layers;
+  n.kv_heads = f->layout.kv_heads;
+  n.head_dim = f->layout.head_dim;
+  n.block_tokens = f->layout.block_tokens;
+  n.shards = f->layout.shards;
+  return n;
+}
+
+// A closed connection is kept (as a tombstone) so that using it returns
+// KVC_ERR_CLOSED; the oldest are freed past 65536, as capi_cache.cc does.
+void Bury(kvc_node* n) {
+  static std::mutex mu;
+  static std::deque<kvc_node*> graves;
+  std::lock_guard<std::mutex> lk(mu);
+  graves.push_back(n);
+  if (graves.size() > 65536) {
+    delete graves.front();
+    graves.pop_front();
+  }
+}
+
+Status LiveNode(kvc_node* n) {
+  KVC_REQUIRE_ARG(n, "node");
+  if (!n->rep) return Status(Code::kClosed, "the node connection is closed");
+  return Status::Ok();
+}
+
+Status HostBuf(const kvc_buf* b, const char* name) {
+  if (b->mem != KVC_MEM_HOST) return Status(Code::kUnsupported, std::string(name) + " must be host memory");
+  if (b->data == nullptr && b->len) return InvalidArgument(std::string(name) + ".data is NULL");
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace kvc::capi
+
+using namespace kvc;
+using namespace kvc::capi;
+
+KVC_EXPORT int kvc_node_server_start(kvc_node_server** out, const kvc_node_server_options* opts, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_REQUIRE_ARG(out, "out");
+    *out = nullptr;
+    net::NodeServerOptions o;
+    const kvc_cache_options* cache = nullptr;
+    if (opts) {
+      KVC_RETURN_IF_ERROR(CheckSize(opts, "kvc_node_server_options"));
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, listen) && opts->listen) o.listen = opts->listen;
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, cache)) cache = opts->cache;
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, write_mode)) {
+        if (opts->write_mode > KVC_WRITE_THROUGH)
+          return InvalidArgument("write_mode must be KVC_WRITE_BACK (0) or KVC_WRITE_THROUGH (1)");
+        o.write_through = opts->write_mode == KVC_WRITE_THROUGH;
+      }
+    }
+    auto co = CacheOptionsOf(cache);
+    if (!co.ok()) return co.status();
+    o.cache = *co;
+    auto s = net::NodeServer::Start(o);
+    if (!s.ok()) return s.status();
+    *out = new kvc_node_server{std::move(s).value()};
+    return Status::Ok();
+  });
+}
+
+KVC_EXPORT const char* kvc_node_server_address(const kvc_node_server* server) {
+  return server ? server->rep->address().c_str() : "";
+}
+
+KVC_EXPORT int kvc_node_server_stop(kvc_node_server* server, uint32_t grace_ms) {
+  return Guard(nullptr, [&]() -> Status {
+    if (server == nullptr) return Status::Ok();
+    server->rep->Shutdown(grace_ms);
+    delete server;
+    return Status::Ok();
+  });
+}
+
+KVC_EXPORT int kvc_node_connect(kvc_node** out, const char* address, const kvc_node_options* opts, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_REQUIRE_ARG(out, "out");
+    *out = nullptr;
+    KVC_REQUIRE_ARG(address, "address");
+    net::NodeClientOptions o;
+    if (opts) {
+      KVC_RETURN_IF_ERROR(CheckSize(opts, "kvc_node_options"));
+      if (KVC_NODE_HAS(opts, kvc_node_options, tenant) && opts->tenant) o.tenant = opts->tenant;
+      if (KVC_NODE_HAS(opts, kvc_node_options, credential) && opts->credential) o.credential = opts->credential;
+      if (KVC_NODE_HAS(opts, kvc_node_options, connect_timeout_ms) && opts->connect_timeout_ms)
+        o.connect_timeout_ms = opts->connect_timeout_ms;
+      if (KVC_NODE_HAS(opts, kvc_node_options, timeout_ms) && opts->timeout_ms) o.timeout_ms = opts->timeout_ms;
+    }
+    if (o.tenant.find(':') != std::string::npos) return InvalidArgument("a tenant name has no ':'");
+    auto c = net::NodeClient::Connect(address, o);
+    if (!c.ok()) return c.status();
+    *out = new kvc_node{std::move(c).value()};
+    return Status::Ok();
+  });
+}
+
+KVC_EXPORT int kvc_node_close(kvc_node* node) {
+  return Guard(nullptr, [&]() -> Status {
+    if (node == nullptr) return Status::Ok();
+    if (!node->rep) return Status(Code::kClosed, "the node connection is already closed");
+    node->rep.reset();
+    Bury(node);
+    return Status::Ok();
+  });
+}
+
+KVC_EXPORT int kvc_node_stats_json(kvc_node* node, char** out, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_REQUIRE_ARG(out, "out");
+    *out = nullptr;
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    auto j = node->rep->StatsJson();
+    if (!j.ok()) return j.status();
+    char* p = static_cast<char*>(std::malloc(j->size() + 1));
+    if (p == nullptr) return Status(Code::kNoMemory, "out of memory");
+    std::memcpy(p, j->c_str(), j->size() + 1);
+    *out = p;
+    return Status::Ok();
+  });
+}
+
+KVC_EXPORT int kvc_node_match(kvc_node* node, size_t* out_blocks, uint8_t* out_tiers, const kvc_namespace_options* ns,
+                              const kvc_key* keys, size_t n_keys, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_REQUIRE_ARG(out_blocks, "out_blocks");
+    *out_blocks = 0;
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    auto n = NamespaceOf(ns);
+    if (!n.ok()) return n.status();
+    if (n_keys) KVC_REQUIRE_ARG(keys, "keys");
+    std::vector<BlockKey> ks(n_keys);
+    for (size_t i = 0; i < n_keys; i++) ks[i] = FromC(keys[i]);
+    std::vector<uint8_t> tiers;
+    auto m = node->rep->Match(*n, ks, &tiers);
+    if (!m.ok()) return m.status();
+    *out_blocks = *m;
+    if (out_tiers) std::memcpy(out_tiers, tiers.data(), tiers.size());
+    return Status::Ok();
+  });
+}
+
+KVC_EXPORT int kvc_node_match_tokens(kvc_node* node, size_t* out_blocks, uint8_t* out_tiers, kvc_key* out_keys,
+                                     size_t keys_cap, const kvc_namespace_options* ns, const uint32_t* tokens,
+                                     size_t n_tokens, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_REQUIRE_ARG(out_blocks, "out_blocks");
+    *out_blocks = 0;
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    auto n = NamespaceOf(ns);
+    if (!n.ok()) return n.status();
+    KVC_REQUIRE_ARG(tokens, "tokens");
+    if (n_tokens < n->block_tokens)
+      return InvalidArgument("need at least one block of " + std::to_string(n->block_tokens) + " tokens, got " +
+                             std::to_string(n_tokens));
+    const size_t want = n_tokens / n->block_tokens;
+    if (out_keys && keys_cap < want)
+      return InvalidArgument("keys_cap " + std::to_string(keys_cap) + " is too small for " + std::to_string(want) +
+                             " blocks");
+    std::vector<uint8_t> tiers;
+    std::vector<BlockKey> keys;
+    auto m = node->rep->MatchTokens(*n, std::vector<uint32_t>(tokens, tokens + n_tokens), &tiers, &keys);
+    if (!m.ok()) return m.status();
+    if (keys.size() != want) return Status(Code::kInternal, "the node hashed a different number of blocks");
+    *out_blocks = *m;
+    if (out_tiers) std::memcpy(out_tiers, tiers.data(), tiers.size());
+    if (out_keys)
+      for (size_t i = 0; i < keys.size(); i++) out_keys[i] = ToC(keys[i]);
+    return Status::Ok();
+  });
+}
+
+KVC_EXPORT int kvc_node_get(kvc_node* node, size_t* out_len, const kvc_namespace_options* ns, const kvc_key* key,
+                            uint32_t shard, const kvc_buf* dst, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_REQUIRE_ARG(out_len, "out_len");
+    *out_len = 0;
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    auto n = NamespaceOf(ns);
+    if (!n.ok()) return n.status();
+    KVC_REQUIRE_ARG(key, "key");
+    if (dst) KVC_RETURN_IF_ERROR(HostBuf(dst, "dst"));
+    uint64_t size = 0;
+    Status st = node->rep->Get(*n, FromC(*key), shard, dst ? dst->data : nullptr, dst ? dst->len : 0, &size);
+    if (st.ok() || st.code() == Code::kLayout) *out_len = size;
+    return st;
+  });
+}
+
+KVC_EXPORT int kvc_node_put(kvc_node* node, const kvc_namespace_options* ns, const kvc_key* key, uint32_t shard,
+                            const kvc_buf* src, const kvc_store_options* opts, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    auto n = NamespaceOf(ns);
+    if (!n.ok()) return n.status();
+    KVC_REQUIRE_ARG(key, "key");
+    KVC_REQUIRE_ARG(src, "src");
+    KVC_RETURN_IF_ERROR(HostBuf(src, "src"));
+    uint64_t ttl = 0;
+    BlockKey parent;
+    const BlockKey* pp = nullptr;
+    if (opts) {
+      KVC_RETURN_IF_ERROR(CheckSize(opts, "kvc_store_options"));
+      if (KVC_NODE_HAS(opts, kvc_store_options, ttl_ms)) ttl = opts->ttl_ms;
+      if (KVC_NODE_HAS(opts, kvc_store_options, parent) && opts->parent) {
+        parent = FromC(*opts->parent);
+        pp = &parent;
+      }
+    }
+    return node->rep->Put(*n, FromC(*key), shard, src->data, src->len, ttl, pp);
+  });
+}
+
+KVC_EXPORT int kvc_node_delete(kvc_node* node, const kvc_namespace_options* ns, const kvc_key* key, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    auto n = NamespaceOf(ns);
+    if (!n.ok()) return n.status();
+    KVC_REQUIRE_ARG(key, "key");
+    return node->rep->Delete(*n, FromC(*key));
+  });
+}
+
+#else  // !KVC_NODE
+
+using namespace kvc;
+using namespace kvc::capi;
+
+namespace {
+int Unsupported(kvc_error* err) {
+  return Guard(err, [] { return Status(Code::kUnsupported, "built without gRPC: no node support"); });
+}
+}  // namespace
+
+KVC_EXPORT int kvc_node_server_start(kvc_node_server** out, const kvc_node_server_options*, kvc_error* err) {
+  if (out) *out = nullptr;
+  return Unsupported(err);
+}
+KVC_EXPORT const char* kvc_node_server_address(const kvc_node_server*) { return ""; }
+KVC_EXPORT int kvc_node_server_stop(kvc_node_server* server, uint32_t) {
+  return server == nullptr ? KVC_OK : Unsupported(nullptr);
+}
+KVC_EXPORT int kvc_node_connect(kvc_node** out, const char*, const kvc_node_options*, kvc_error* err) {
+  if (out) *out = nullptr;
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_close(kvc_node* node) { return node == nullptr ? KVC_OK : Unsupported(nullptr); }
+KVC_EXPORT int kvc_node_stats_json(kvc_node*, char** out, kvc_error* err) {
+  if (out) *out = nullptr;
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_match(kvc_node*, size_t* out_blocks, uint8_t*, const kvc_namespace_options*, const kvc_key*,
+                              size_t, kvc_error* err) {
+  if (out_blocks) *out_blocks = 0;
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_match_tokens(kvc_node*, size_t* out_blocks, uint8_t*, kvc_key*, size_t,
+                                     const kvc_namespace_options*, const uint32_t*, size_t, kvc_error* err) {
+  if (out_blocks) *out_blocks = 0;
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_get(kvc_node*, size_t* out_len, const kvc_namespace_options*, const kvc_key*, uint32_t,
+                            const kvc_buf*, kvc_error* err) {
+  if (out_len) *out_len = 0;
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_put(kvc_node*, const kvc_namespace_options*, const kvc_key*, uint32_t, const kvc_buf*,
+                            const kvc_store_options*, kvc_error* err) {
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_delete(kvc_node*, const kvc_namespace_options*, const kvc_key*, kvc_error* err) {
+  return Unsupported(err);
+}
+
+#endif  // KVC_NODE
