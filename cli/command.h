@@ -31,6 +31,12 @@ Registration RegisterSim(CLI::App& root);
 Registration RegisterBench(CLI::App& root);
 Registration RegisterTenant(CLI::App& root);
 Registration RegisterInspect(CLI::App& root);
+Registration RegisterServe(CLI::App& root);
+Registration RegisterStat(CLI::App& root);
+Registration RegisterMatch(CLI::App& root);
+Registration RegisterGet(CLI::App& root);
+Registration RegisterPut(CLI::App& root);
+Registration RegisterRm(CLI::App& root);
 
 enum class Output { kTable, kJson, kCsv };
 

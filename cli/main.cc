@@ -39,6 +39,12 @@ int main(int argc, char** argv) {
       RegisterBench(root),
       RegisterTenant(root),
       RegisterInspect(root),
+      RegisterServe(root),
+      RegisterStat(root),
+      RegisterMatch(root),
+      RegisterGet(root),
+      RegisterPut(root),
+      RegisterRm(root),
   };
   try {
     root.parse(argc, argv);
