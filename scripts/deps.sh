@@ -8,6 +8,7 @@ PKGS=(
   cmake g++ make pkg-config git
   libssl-dev libxxhash-dev nlohmann-json3-dev libcli11-dev doctest-dev libabsl-dev
   liburing-dev libtomlplusplus-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc openssl
   python3 python3-dev python3-pytest python3-numpy python3-xxhash swig
   golang-go cargo rustc
   python3-mypy
