@@ -47,13 +47,15 @@ constexpr size_t kGraveyardSize = 65536;
 
 template <class T>
 void Bury(T* handle) {
-  static std::mutex mu;
-  static std::deque<T*> graves;
-  std::lock_guard<std::mutex> lk(mu);
-  graves.push_back(handle);
-  if (graves.size() > kGraveyardSize) {
-    delete graves.front();
-    graves.pop_front();
+  // Never destroyed, so the tombstones stay reachable (no leak report) and
+  // valid until the process ends.
+  static auto* mu = new std::mutex;
+  static auto* graves = new std::deque<T*>;
+  std::lock_guard<std::mutex> lk(*mu);
+  graves->push_back(handle);
+  if (graves->size() > kGraveyardSize) {
+    delete graves->front();
+    graves->pop_front();
   }
 }
 
