@@ -12,6 +12,15 @@ thread_local char tls_message[KVC_ERROR_MESSAGE_MAX] = "";
 
 int Record(kvc_error* err, const Status& s) {
   const int code = static_cast<int>(s.code());
+  if (s.ok()) {  // the common case: no message to copy
+    tls_code = code;
+    tls_message[0] = '\0';
+    if (err != nullptr) {
+      err->code = code;
+      err->message[0] = '\0';
+    }
+    return code;
+  }
   const std::string& m = s.ok() ? std::string() : s.message().empty() ? std::string(CodeText(s.code())) : s.message();
   tls_code = code;
   std::strncpy(tls_message, m.c_str(), KVC_ERROR_MESSAGE_MAX - 1);
