@@ -60,11 +60,23 @@ struct BenchConfig {
   uint32_t max_context = 4096;
   bool progress = false;
   bool verify = false;
+  // tiers and tenants (all off by default: the host tier alone, no tenants)
+  std::string tiers = "host";  // "host" or "host,ssd"
+  std::string ssd_dir;
+  std::string ssd_capacity;  // "": 4x the host capacity
+  std::string write_mode = "back";  // "back" or "through"
+  uint32_t tenants = 0;  // 0: no tenants file
+  std::string tenant_quota;  // "": no host quota
+  // Parsed from the strings above by the command.
+  bool ssd = false;
+  uint64_t ssd_capacity_bytes = 0;
+  uint64_t tenant_quota_bytes = 0;
   // micro-benchmarks
   bool micro = false;
   bool quick = false;
 
   static constexpr uint64_t kDefaultRequests = 400;
+  static constexpr uint32_t kMaxTenants = 64;
 };
 
 }  // namespace kvc::cli

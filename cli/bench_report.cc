@@ -34,9 +34,17 @@ void Flatten(const nlohmann::json& j, const std::string& prefix,
              std::vector<std::pair<std::string, std::string>>* out) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string name = prefix.empty() ? it.key() : prefix + "_" + it.key();
-    if (it->is_object())
+    if (it->is_object()) {
       Flatten(*it, name, out);
-    else
+    } else if (it->is_array() && !it->empty() && it->front().is_object() &&
+               it->front().contains("name")) {
+      // Named rows (the tenants): "tenants_t0_requests", ...
+      for (const auto& row : *it) {
+        nlohmann::json rest = row;
+        rest.erase("name");
+        Flatten(rest, name + "_" + row.at("name").get<std::string>(), out);
+      }
+    } else
       out->emplace_back(name, Scalar(*it));
   }
 }
@@ -129,6 +137,46 @@ void PrintLoadTable(const nlohmann::json& r) {
               static_cast<unsigned long long>(U(c, "hits")),
               static_cast<unsigned long long>(U(c, "misses")), reasons.empty() ? "" : ":",
               reasons.c_str());
+  if (r.contains("tiers")) {
+    const auto& h = r.at("tiers").at("host");
+    std::printf("tier host  %llu blocks, %s; %llu hits (loaded blocks), %llu evictions\n",
+                static_cast<unsigned long long>(U(h, "blocks")), Bytes(U(h, "bytes")).c_str(),
+                static_cast<unsigned long long>(U(h, "hits")),
+                static_cast<unsigned long long>(U(h, "evictions")));
+    if (r.at("tiers").contains("ssd")) {
+      const auto& d = r.at("tiers").at("ssd");
+      std::printf("tier ssd   %llu blocks, %s of %s; %llu hits (loaded blocks, %.4f of loads), "
+                  "%s read, %s written (%s)\n",
+                  static_cast<unsigned long long>(U(d, "blocks")), Bytes(U(d, "bytes")).c_str(),
+                  Bytes(U(d, "capacity_bytes")).c_str(),
+                  static_cast<unsigned long long>(U(d, "hits")), D(r, "ssd_load_ratio"),
+                  Bytes(U(d, "bytes_read")).c_str(), Bytes(U(d, "bytes_written")).c_str(),
+                  ("write-" + S(r, "write_mode")).c_str());
+      std::printf("           %llu promotions, %llu demotions, %llu demotions dropped, %llu "
+                  "checksum failures\n",
+                  static_cast<unsigned long long>(U(d, "promotions")),
+                  static_cast<unsigned long long>(U(d, "demotions")),
+                  static_cast<unsigned long long>(U(d, "demotions_dropped")),
+                  static_cast<unsigned long long>(U(d, "checksum_failures")));
+    }
+  }
+  if (r.contains("tenants")) {
+    const auto& iso = r.at("isolation");
+    std::printf("tenants    %zu isolated (Zipf 1.0); %llu first blocks sent by several, %llu "
+                "keys stored by several\n",
+                r.at("tenants").size(),
+                static_cast<unsigned long long>(U(iso, "shared_first_blocks")),
+                static_cast<unsigned long long>(U(iso, "shared_keys")));
+    std::printf("           %-6s %9s %9s %12s %10s %12s %12s %8s\n", "name", "requests",
+                "hit ratio", "tokens saved", "ssd hits", "host bytes", "ssd bytes", "foreign");
+    for (const auto& t : r.at("tenants"))
+      std::printf("           %-6s %9llu %9.4f %12llu %10llu %12s %12s %8llu\n",
+                  S(t, "name").c_str(), static_cast<unsigned long long>(U(t, "requests")),
+                  D(t, "hit_ratio_blocks"), static_cast<unsigned long long>(U(t, "tokens_saved")),
+                  static_cast<unsigned long long>(U(t, "ssd_hit_blocks")),
+                  Bytes(U(t, "host_bytes")).c_str(), Bytes(U(t, "ssd_bytes")).c_str(),
+                  static_cast<unsigned long long>(U(t, "foreign_hits")));
+  }
   if (U(r, "verify_failures") != 0)
     std::printf("verify     %llu loaded blocks held the wrong bytes\n",
                 static_cast<unsigned long long>(U(r, "verify_failures")));

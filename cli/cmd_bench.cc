@@ -1,6 +1,7 @@
 // kvc bench: the load test and the micro-benchmarks of the embedded cache.
 // Flags and output fields: man/kvc-bench.1 and docs/benchmarks.md.
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -103,6 +104,38 @@ int Run(Flags& f) {
     if (!Contains(policies, c.policy))
       return Usage("unknown policy '" + c.policy + "' (" + Join(policies) + ")");
   }
+  if (c.tiers == "host,ssd" || c.tiers == "ssd,host") {
+    c.ssd = true;
+  } else if (c.tiers != "host") {
+    return Usage("unknown --tiers '" + c.tiers + "' (host, host,ssd)");
+  }
+  if (c.ssd && c.ssd_dir.empty()) return Usage("--tiers host,ssd needs --ssd-dir");
+  if (!c.ssd && (f.app->count("--ssd-dir") || f.app->count("--ssd-capacity") ||
+                 f.app->count("--write-mode")))
+    return Usage("--ssd-dir, --ssd-capacity and --write-mode need --tiers host,ssd");
+  if (c.ssd) {
+    if (!c.ssd_capacity.empty()) {
+      const auto ssd_capacity = ParseSize(c.ssd_capacity);
+      if (!ssd_capacity)
+        return Usage("--ssd-capacity: cannot read '" + c.ssd_capacity + "' as a size");
+      if (*ssd_capacity == 0) return Usage("--ssd-capacity must be more than 0");
+      c.ssd_capacity_bytes = *ssd_capacity;
+    } else {
+      if (*capacity > UINT64_MAX / 4) return Usage("--capacity too large for a 4x SSD tier");
+      c.ssd_capacity_bytes = 4 * *capacity;
+    }
+    if (c.write_mode != "back" && c.write_mode != "through")
+      return Usage("unknown --write-mode '" + c.write_mode + "' (back, through)");
+  }
+  if (f.app->count("--tenants") && (c.tenants == 0 || c.tenants > BenchConfig::kMaxTenants))
+    return Usage("--tenants must be between 1 and " + std::to_string(BenchConfig::kMaxTenants));
+  if (f.app->count("--tenant-quota")) {
+    if (c.tenants == 0) return Usage("--tenant-quota needs --tenants");
+    const auto quota = ParseSize(c.tenant_quota);
+    if (!quota) return Usage("--tenant-quota: cannot read '" + c.tenant_quota + "' as a size");
+    if (*quota == 0) return Usage("--tenant-quota must be more than 0");
+    c.tenant_quota_bytes = *quota;
+  }
   nlohmann::json report;
   const int rc = RunLoadBench(c, model, *capacity, &report);
   if (rc != kExitOk) return rc;
@@ -146,6 +179,15 @@ Registration RegisterBench(CLI::App& root) {
       ->capture_default_str();
   app->add_flag("--progress", c.progress, "Print progress to stderr every second, tty or not");
   app->add_flag("--verify", c.verify, "Check every byte of every loaded block");
+  app->add_option("--tiers", c.tiers, "Cache tiers: host, or host,ssd")->capture_default_str();
+  app->add_option("--ssd-dir", c.ssd_dir, "SSD tier directory (created if missing)");
+  app->add_option("--ssd-capacity", c.ssd_capacity,
+                  "SSD tier bytes (default: 4x --capacity)");
+  app->add_option("--write-mode", c.write_mode, "How stores reach the SSD tier: back or through")
+      ->capture_default_str();
+  app->add_option("--tenants", c.tenants,
+                  "Isolated tenants sharing the cache, requests spread over them by Zipf 1.0");
+  app->add_option("--tenant-quota", c.tenant_quota, "Host-tier quota of each tenant");
   app->add_flag("--micro", c.micro, "Run the micro-benchmarks instead of the load test");
   app->add_flag("--quick", c.quick, "Shorter measurements (rough figures; for tests)");
   AddOutputFlags(app, &f->output, true);

@@ -202,3 +202,154 @@ def test_library_refusals_exit_1_with_one_line():
     assert p.returncode == 1, (p.stdout, p.stderr)
     lines = p.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("kvc bench: ")
+
+
+# --tiers host,ssd: a host tier of 4 MiB (64 blocks) under a working set of
+# hundreds of blocks, so blocks are demoted to SSD and loaded back from it.
+TIERED = ["--model", "qwen2.5-7b", "--layers", "2", "--capacity", "4MiB",
+          "--max-context", "512", "--threads", "2", "--requests", "300"]
+
+
+def test_ssd_tier_serves_loads_and_verifies(tmp_path):
+    ssd = tmp_path / "not" / "yet"  # created by the bench
+    r = load_json(*TIERED, "--tiers", "host,ssd", "--ssd-dir", str(ssd),
+                  "--ssd-capacity", "64MiB", "--verify")
+    assert r["verify"] == "full" and r["verify_failures"] == 0
+    host, d = r["tiers"]["host"], r["tiers"]["ssd"]
+    assert d["hits"] > 0 and d["demotions"] > 0 and d["promotions"] > 0
+    assert d["hits"] + host["hits"] == r["hit_blocks"]
+    assert d["checksum_failures"] == 0
+    assert d["bytes_written"] > 0 and d["bytes_read"] > 0
+    assert d["capacity_bytes"] == 64 << 20 and 0 < d["bytes"] <= d["capacity_bytes"]
+    assert 0 < r["ssd_load_ratio"] <= 1
+    assert r["write_mode"] == "back" and ssd.is_dir()
+
+
+def test_ssd_write_through_and_default_capacity(tmp_path):
+    r = load_json(*TIERED, "--tiers", "host,ssd", "--ssd-dir", str(tmp_path),
+                  "--write-mode", "through", "--verify")
+    assert r["write_mode"] == "through" and r["verify_failures"] == 0
+    assert r["tiers"]["ssd"]["capacity_bytes"] == 4 * (4 << 20)
+    assert r["tiers"]["ssd"]["hits"] > 0
+
+
+def test_ssd_tier_table_and_csv(tmp_path):
+    args = [*TIERED, "--tiers", "host,ssd", "--ssd-dir", str(tmp_path)]
+    p = run(*args)
+    assert p.returncode == 0, p.stderr
+    labels = [line[:10].strip() for line in p.stdout.splitlines()]
+    assert "tier host" in labels and "tier ssd" in labels
+    p = run(*args, "-o", "csv")
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader(io.StringIO(p.stdout)))
+    assert len(rows) == 1
+    assert int(rows[0]["tiers_ssd_hits"]) > 0 and "tiers_ssd_demotions" in rows[0]
+
+
+def test_default_report_has_no_tier_or_tenant_fields(reports):
+    for r in reports.values():
+        assert not {"tiers", "tenants", "isolation", "ssd_load_ratio"} & set(r)
+
+
+@pytest.fixture(scope="module")
+def tenant_report():
+    # The chat workload's prompts share system prompts, so tenants send
+    # identical prefixes; isolated tenants must still not hit each other's.
+    return load_json("--requests", "300", "--tenants", "3", "--seed", "7", *SMALL)
+
+
+def test_tenants_rows_sum_to_the_run(tenant_report):
+    r = tenant_report
+    rows = r["tenants"]
+    assert [t["name"] for t in rows] == ["t0", "t1", "t2"]
+    assert sum(t["requests"] for t in rows) == r["requests"] == 300
+    assert sum(t["hit_blocks"] for t in rows) == r["hit_blocks"]
+    assert sum(t["tokens_saved"] for t in rows) == r["tokens_saved"]
+    # Zipf 1.0: the first tenant gets the most requests.
+    assert rows[0]["requests"] > rows[2]["requests"] > 0
+    for t in rows:
+        assert 0 <= t["hit_ratio_blocks"] <= 1
+        assert t["host_bytes"] == t["host_blocks"] * r["block_bytes"] > 0
+
+
+def test_tenants_are_isolated(tenant_report):
+    r = tenant_report
+    # The tenants did send the same prompt prefixes...
+    assert r["isolation"]["shared_first_blocks"] > 0
+    # ...yet no key was stored under two tenants (unsalted keys would be
+    # equal), and no tenant loaded a block it had not stored itself.
+    assert r["isolation"]["shared_keys"] == 0
+    assert all(t["foreign_hits"] == 0 for t in r["tenants"])
+    assert all(t["hit_blocks"] > 0 for t in r["tenants"])
+
+
+def test_tenants_deterministic_per_seed():
+    a = load_json("--requests", "120", "--tenants", "4", "--seed", "3", "--threads", "1",
+                  *SMALL[:-2])
+    b = load_json("--requests", "120", "--tenants", "4", "--seed", "3", "--threads", "1",
+                  *SMALL[:-2])
+    assert [t["requests"] for t in a["tenants"]] == [t["requests"] for t in b["tenants"]]
+
+
+def test_tenants_with_quota_and_ssd_csv(tmp_path):
+    p = run(*TIERED, "--tiers", "host,ssd", "--ssd-dir", str(tmp_path), "--tenants", "2",
+            "--tenant-quota", "2MiB", "-o", "csv")
+    assert p.returncode == 0, p.stderr
+    row = list(csv.DictReader(io.StringIO(p.stdout)))[0]
+    assert int(row["tenants_t0_requests"]) + int(row["tenants_t1_requests"]) == 300
+    for t in ("t0", "t1"):
+        assert int(row[f"tenants_{t}_host_bytes"]) <= 2 << 20
+        assert f"tenants_{t}_ssd_bytes" in row
+    assert row["tenant_quota_bytes"] == str(2 << 20)
+
+
+def test_tenants_table_has_rows():
+    p = run("--requests", "50", "--tenants", "2", *SMALL)
+    assert p.returncode == 0, p.stderr
+    names = [line.split()[0] for line in p.stdout.splitlines()[1:] if line.startswith("  ")]
+    assert "t0" in names and "t1" in names
+
+
+@pytest.mark.parametrize("args", [
+    ["--tiers", "host,gpu"],
+    ["--tiers", "ssd,ssd"],
+    ["--tiers", "host,ssd"],
+    ["--ssd-dir", "/tmp/x"],
+    ["--tiers", "host,ssd", "--ssd-dir", "/tmp/x", "--ssd-capacity", "0"],
+    ["--tiers", "host,ssd", "--ssd-dir", "/tmp/x", "--ssd-capacity", "lots"],
+    ["--tiers", "host,ssd", "--ssd-dir", "/tmp/x", "--write-mode", "sideways"],
+    ["--tenants", "0"],
+    ["--tenants", "100000"],
+    ["--tenant-quota", "1MiB"],
+    ["--tenants", "2", "--tenant-quota", "0"],
+])
+def test_bad_tier_and_tenant_flags_exit_2(args):
+    p = run(*args)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kvc bench: "), p.stderr
+    assert p.stdout == ""
+
+
+def test_unparsable_tenants_exit_2():
+    p = run("--tenants", "-1")
+    assert p.returncode == 2 and p.stdout == "", (p.stdout, p.stderr)
+
+
+def test_ssd_dir_in_use_exits_1(tmp_path):
+    import time
+    holder = subprocess.Popen(
+        [KVC, "bench", *TIERED[:-2], "--duration", "4", "--tiers", "host,ssd",
+         "--ssd-dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while not (tmp_path / "LOCK").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        p = run(*TIERED, "--tiers", "host,ssd", "--ssd-dir", str(tmp_path))
+        assert p.returncode == 1, (p.stdout, p.stderr)
+        lines = p.stderr.splitlines()
+        assert len(lines) == 1 and "in use" in lines[0], p.stderr
+        assert lines[0].startswith("kvc bench: ")
+    finally:
+        holder.wait(timeout=30)
