@@ -92,14 +92,15 @@ Result<net::NodeNamespace> NamespaceOf(const kvc_namespace_options* o) {
 
 // A closed connection is kept (as a tombstone) so that using it returns
 // KVC_ERR_CLOSED; the oldest are freed past 65536, as capi_cache.cc does.
+// The graveyard is never destroyed, so tombstones stay reachable at exit.
 void Bury(kvc_node* n) {
   static std::mutex mu;
-  static std::deque<kvc_node*> graves;
+  static auto* graves = new std::deque<kvc_node*>;
   std::lock_guard<std::mutex> lk(mu);
-  graves.push_back(n);
-  if (graves.size() > 65536) {
-    delete graves.front();
-    graves.pop_front();
+  graves->push_back(n);
+  if (graves->size() > 65536) {
+    delete graves->front();
+    graves->pop_front();
   }
 }
 

@@ -74,7 +74,7 @@ def setup(tmp_path_factory):
     creds.update({n: tenant(tenants, n, "shared") for n in ("pool1", "pool2")})
     node = Node(tmp, tenants)
     yield tmp, tenants, creds, node
-    node.stop()
+    assert node.stop() == 0, node.log()
 
 
 def as_tenant(creds, name):
