@@ -163,15 +163,14 @@ bool Cache::UnlinkLocked(ShardedIndex::Stripe& s, const BlockId& bid, EntryId ei
     e.state.store(EntryState::kZombie, std::memory_order_release);
     return false;
   }
-  if (e.pins.load(std::memory_order_acquire) != 0) {
-    // Pinned: the last Unpin frees it; it is no block of the tier any more.
-    e.state.store(EntryState::kDoomed, std::memory_order_release);
+  // Doomed: no block of the tier any more (stats say so at once); its
+  // memory goes when the caller frees it, or, if pinned, at the last Unpin.
+  e.state.store(EntryState::kDoomed, std::memory_order_release);
+  {
     auto lk = tier_->Lock();
     tier_->UntrackLocked(eid);
-    return false;
   }
-  e.state.store(EntryState::kDoomed, std::memory_order_release);
-  return true;
+  return e.pins.load(std::memory_order_acquire) == 0;
 }
 
 void Cache::FreeEntry(EntryId eid) {
