@@ -162,40 +162,46 @@ Status StoreOne(kvc_namespace* ns, const BlockKey& key, uint32_t shard, const kv
 using namespace kvc;
 using namespace kvc::capi;
 
+namespace kvc::capi {
+
+Result<CacheOptions> CacheOptionsFromC(const kvc_cache_options* opts) {
+  CacheOptions o;
+  if (opts == nullptr) return o;
+  KVC_RETURN_IF_ERROR(CheckStructSize(opts, "kvc_cache_options"));
+  if (KVC_HAS(opts, kvc_cache_options, host_capacity_bytes) && opts->host_capacity_bytes)
+    o.host_capacity_bytes = opts->host_capacity_bytes;
+  if (KVC_HAS(opts, kvc_cache_options, host_policy) && opts->host_policy) o.host_policy = opts->host_policy;
+  if (KVC_HAS(opts, kvc_cache_options, index_shards) && opts->index_shards) o.index_shards = opts->index_shards;
+  if (KVC_HAS(opts, kvc_cache_options, prefault) && opts->prefault) {
+    if (opts->prefault > 2) return InvalidArgument("prefault must be 0, 1 or 2");
+    o.prefault = opts->prefault == 1;
+  }
+  if (KVC_HAS(opts, kvc_cache_options, reservation_timeout_ms) && opts->reservation_timeout_ms)
+    o.reservation_timeout_ms = opts->reservation_timeout_ms;
+  if (KVC_HAS(opts, kvc_cache_options, pin_timeout_ms) && opts->pin_timeout_ms)
+    o.pin_timeout_ms = opts->pin_timeout_ms;
+  if (KVC_HAS(opts, kvc_cache_options, maintenance_interval_ms) && opts->maintenance_interval_ms)
+    o.maintenance_interval_ms = opts->maintenance_interval_ms;
+  if (KVC_HAS(opts, kvc_cache_options, tenants_path) && opts->tenants_path) o.tenants_path = opts->tenants_path;
+  if (KVC_HAS(opts, kvc_cache_options, ssd_dir) && opts->ssd_dir) {
+    o.ssd_dir = opts->ssd_dir;
+    if (!KVC_HAS(opts, kvc_cache_options, ssd_capacity_bytes) || opts->ssd_capacity_bytes == 0)
+      return InvalidArgument("ssd_capacity_bytes is required with ssd_dir");
+    o.ssd_capacity_bytes = opts->ssd_capacity_bytes;
+  }
+  if (KVC_HAS(opts, kvc_cache_options, ssd_policy) && opts->ssd_policy) o.ssd_policy = opts->ssd_policy;
+  return o;
+}
+
+}  // namespace kvc::capi
+
 KVC_EXPORT int kvc_cache_open(kvc_cache** out, const kvc_cache_options* opts, kvc_error* err) {
   return Guard(err, [&]() -> Status {
     KVC_REQUIRE_ARG(out, "out");
     *out = nullptr;
-    CacheOptions o;
-    if (opts != nullptr) {
-      KVC_RETURN_IF_ERROR(CheckStructSize(opts, "kvc_cache_options"));
-      if (KVC_HAS(opts, kvc_cache_options, host_capacity_bytes) && opts->host_capacity_bytes)
-        o.host_capacity_bytes = opts->host_capacity_bytes;
-      if (KVC_HAS(opts, kvc_cache_options, host_policy) && opts->host_policy)
-        o.host_policy = opts->host_policy;
-      if (KVC_HAS(opts, kvc_cache_options, index_shards) && opts->index_shards)
-        o.index_shards = opts->index_shards;
-      if (KVC_HAS(opts, kvc_cache_options, prefault) && opts->prefault) {
-        if (opts->prefault > 2) return InvalidArgument("prefault must be 0, 1 or 2");
-        o.prefault = opts->prefault == 1;
-      }
-      if (KVC_HAS(opts, kvc_cache_options, reservation_timeout_ms) && opts->reservation_timeout_ms)
-        o.reservation_timeout_ms = opts->reservation_timeout_ms;
-      if (KVC_HAS(opts, kvc_cache_options, pin_timeout_ms) && opts->pin_timeout_ms)
-        o.pin_timeout_ms = opts->pin_timeout_ms;
-      if (KVC_HAS(opts, kvc_cache_options, maintenance_interval_ms) && opts->maintenance_interval_ms)
-        o.maintenance_interval_ms = opts->maintenance_interval_ms;
-      if (KVC_HAS(opts, kvc_cache_options, tenants_path) && opts->tenants_path)
-        o.tenants_path = opts->tenants_path;
-      if (KVC_HAS(opts, kvc_cache_options, ssd_dir) && opts->ssd_dir) {
-        o.ssd_dir = opts->ssd_dir;
-        if (!KVC_HAS(opts, kvc_cache_options, ssd_capacity_bytes) || opts->ssd_capacity_bytes == 0)
-          return InvalidArgument("ssd_capacity_bytes is required with ssd_dir");
-        o.ssd_capacity_bytes = opts->ssd_capacity_bytes;
-      }
-      if (KVC_HAS(opts, kvc_cache_options, ssd_policy) && opts->ssd_policy) o.ssd_policy = opts->ssd_policy;
-    }
-    auto cache = Cache::Open(o);
+    auto o = CacheOptionsFromC(opts);
+    if (!o.ok()) return o.status();
+    auto cache = Cache::Open(*o);
     if (!cache.ok()) return cache.status();
     auto* h = new kvc_cache;
     h->rep = std::move(cache).value();

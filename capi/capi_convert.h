@@ -10,6 +10,7 @@
 #include <span>
 
 #include "core/block_key.h"
+#include "core/cache.h"
 #include "core/key_hasher.h"
 #include "kvc.h"
 #include "util/status.h"
@@ -27,6 +28,10 @@ static_assert(sizeof(kvc_key) == sizeof(BlockKey{}.bytes), "kvc_key and BlockKey
 // longer. KVC_ERR_LAYOUT when the layout is invalid (Layout::Validate).
 // shards 0 means the default, 1; a NULL adapter means none.
 Result<NamespaceFields> FieldsFromOptions(const kvc_namespace_options* opts);
+
+// kvc_cache_open's reading of a kvc_cache_options (NULL: defaults); shared
+// with kvc_node_server_start. Defined in capi_cache.cc.
+Result<CacheOptions> CacheOptionsFromC(const kvc_cache_options* opts);
 
 inline kvc_key ToC(const BlockKey& k) {
   kvc_key c;

@@ -38,35 +38,6 @@ Status CheckSize(const T* o, const char* name) {
   return Status::Ok();
 }
 
-// kvc_cache_open's mapping of the options a node uses.
-Result<CacheOptions> CacheOptionsOf(const kvc_cache_options* c) {
-  CacheOptions o;
-  if (c == nullptr) return o;
-  KVC_RETURN_IF_ERROR(CheckSize(c, "kvc_cache_options"));
-  if (KVC_NODE_HAS(c, kvc_cache_options, host_capacity_bytes) && c->host_capacity_bytes)
-    o.host_capacity_bytes = c->host_capacity_bytes;
-  if (KVC_NODE_HAS(c, kvc_cache_options, host_policy) && c->host_policy) o.host_policy = c->host_policy;
-  if (KVC_NODE_HAS(c, kvc_cache_options, index_shards) && c->index_shards) o.index_shards = c->index_shards;
-  if (KVC_NODE_HAS(c, kvc_cache_options, prefault) && c->prefault) {
-    if (c->prefault > 2) return InvalidArgument("prefault must be 0, 1 or 2");
-    o.prefault = c->prefault == 1;
-  }
-  if (KVC_NODE_HAS(c, kvc_cache_options, reservation_timeout_ms) && c->reservation_timeout_ms)
-    o.reservation_timeout_ms = c->reservation_timeout_ms;
-  if (KVC_NODE_HAS(c, kvc_cache_options, pin_timeout_ms) && c->pin_timeout_ms) o.pin_timeout_ms = c->pin_timeout_ms;
-  if (KVC_NODE_HAS(c, kvc_cache_options, maintenance_interval_ms) && c->maintenance_interval_ms)
-    o.maintenance_interval_ms = c->maintenance_interval_ms;
-  if (KVC_NODE_HAS(c, kvc_cache_options, tenants_path) && c->tenants_path) o.tenants_path = c->tenants_path;
-  if (KVC_NODE_HAS(c, kvc_cache_options, ssd_dir) && c->ssd_dir) {
-    o.ssd_dir = c->ssd_dir;
-    if (!KVC_NODE_HAS(c, kvc_cache_options, ssd_capacity_bytes) || c->ssd_capacity_bytes == 0)
-      return InvalidArgument("ssd_capacity_bytes is required with ssd_dir");
-    o.ssd_capacity_bytes = c->ssd_capacity_bytes;
-  }
-  if (KVC_NODE_HAS(c, kvc_cache_options, ssd_policy) && c->ssd_policy) o.ssd_policy = c->ssd_policy;
-  return o;
-}
-
 // The namespace as the wire carries it, validated here first.
 Result<net::NodeNamespace> NamespaceOf(const kvc_namespace_options* o) {
   KVC_REQUIRE_ARG(o, "ns");
@@ -138,7 +109,7 @@ KVC_EXPORT int kvc_node_server_start(kvc_node_server** out, const kvc_node_serve
         o.write_through = opts->write_mode == KVC_WRITE_THROUGH;
       }
     }
-    auto co = CacheOptionsOf(cache);
+    auto co = CacheOptionsFromC(cache);
     if (!co.ok()) return co.status();
     o.cache = *co;
     auto s = net::NodeServer::Start(o);
