@@ -1,4 +1,5 @@
 // kvc_ssd_inspect_json: what an SSD cache directory holds (kvc inspect).
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -43,7 +44,8 @@ KVC_EXPORT int kvc_ssd_inspect_json(char** out, const char* dir, kvc_error* err)
       nss.push_back({{"seed", seed},
                      {"blocks", a.blocks},
                      {"bytes", a.bytes},
-                     {"epoch", k.ok() ? (*ssd)->NamespaceEpoch(*k) : 0},
+                     // A namespace never bumped is at epoch 1 (what a cache starts it at).
+                     {"epoch", std::max<uint64_t>(1, k.ok() ? (*ssd)->NamespaceEpoch(*k) : 0)},
                      {"bytes_by_tenant", t}});
     }
     nlohmann::json j{{"dir", dir}, {"namespaces", nss}, {"stats", (*ssd)->StatsJson()}};
