@@ -71,16 +71,26 @@ Status Cache::LoadFromSsd(NamespaceState& ns, const BlockKey& key, uint32_t shar
   return Status::Ok();
 }
 
+namespace {
+
+// The store parameters of a promotion of an SSD block: its tenant and what
+// is left of its TTL. false when it has expired meanwhile.
+bool PromotionParams(const SsdMeta& meta, StoreParams* p) {
+  p->tenant = meta.tenant;
+  p->from_ssd = true;
+  if (meta.expires_at_unix_ms == 0) return true;
+  const int64_t left = meta.expires_at_unix_ms - UnixNowMs();
+  if (left <= 0) return false;
+  p->ttl_ms = static_cast<uint64_t>(left);
+  return true;
+}
+
+}  // namespace
+
 void Cache::Promote(NamespaceState& ns, const BlockKey& key, uint32_t shard, const void* data,
                     const SsdMeta& meta) {
   StoreParams p;
-  p.tenant = meta.tenant;
-  p.from_ssd = true;
-  if (meta.expires_at_unix_ms != 0) {
-    const int64_t left = meta.expires_at_unix_ms - UnixNowMs();
-    if (left <= 0) return;
-    p.ttl_ms = static_cast<uint64_t>(left);
-  }
+  if (!PromotionParams(meta, &p)) return;
   Reservation r;
   if (!BeginStore(ns, key, shard, p, &r).ok()) return;  // present, pending or no room: fine
   std::memcpy(r.data, data, r.size);
@@ -93,13 +103,7 @@ bool Cache::PromoteForView(NamespaceState& ns, const BlockKey& key, uint32_t sha
   SsdMeta meta;
   if (!ssd_->Lookup(id, &meta)) return false;
   StoreParams p;
-  p.tenant = meta.tenant;
-  p.from_ssd = true;
-  if (meta.expires_at_unix_ms != 0) {
-    const int64_t left = meta.expires_at_unix_ms - UnixNowMs();
-    if (left <= 0) return false;
-    p.ttl_ms = static_cast<uint64_t>(left);
-  }
+  if (!PromotionParams(meta, &p)) return false;
   Reservation r;
   Status s = BeginStore(ns, key, shard, p, &r);
   if (s.code() == Code::kExists) return true;  // promoted meanwhile
