@@ -183,7 +183,8 @@ class Cache {
   Status Pin(NamespaceState& ns, const BlockKey& key, uint32_t shard, EntryId* out, Miss* why);
   // The SSD tier part of the chain (cache_ssd.cc).
   SsdBlockId SsdIdOf(const NamespaceState& ns, const BlockKey& key, uint32_t shard) const;
-  bool SsdHas(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss* why);
+  // Whether the SSD tier holds a visible copy; its metadata in *meta (may be null).
+  bool SsdHas(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss* why, SsdMeta* meta = nullptr);
   Status LoadFromSsd(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, Miss* why);
   void Promote(NamespaceState& ns, const BlockKey& key, uint32_t shard, const void* data, const SsdMeta& meta);
   bool PromoteForView(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss* why);

@@ -32,8 +32,9 @@ NamespaceState* Cache::NamespaceAt(uint32_t index) {
   return index < ns_by_index_.size() ? ns_by_index_[index] : nullptr;
 }
 
-bool Cache::SsdHas(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss* why) {
-  SsdMeta meta;
+bool Cache::SsdHas(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss* why, SsdMeta* out) {
+  SsdMeta local;
+  SsdMeta& meta = out ? *out : local;
   const SsdBlockId id = SsdIdOf(ns, key, shard);
   if (!ssd_->Lookup(id, &meta)) return false;
   if (meta.epoch != ns.epoch.load(std::memory_order_acquire)) {
@@ -51,10 +52,9 @@ bool Cache::SsdHas(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss
 }
 
 Status Cache::LoadFromSsd(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, Miss* why) {
-  if (!SsdHas(ns, key, shard, why)) return NotFound();
-  const SsdBlockId id = SsdIdOf(ns, key, shard);
   SsdMeta meta;
-  if (!ssd_->Lookup(id, &meta)) return NotFound();
+  if (!SsdHas(ns, key, shard, why, &meta)) return NotFound();
+  const SsdBlockId id = SsdIdOf(ns, key, shard);
   Status s = ssd_->Read(id, dst, ns.shard_bytes);
   if (s.code() == Code::kCorrupt) {
     *why = Miss::kCorrupt;
@@ -98,10 +98,9 @@ void Cache::Promote(NamespaceState& ns, const BlockKey& key, uint32_t shard, con
 }
 
 bool Cache::PromoteForView(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss* why) {
-  if (!SsdHas(ns, key, shard, why)) return false;
-  const SsdBlockId id = SsdIdOf(ns, key, shard);
   SsdMeta meta;
-  if (!ssd_->Lookup(id, &meta)) return false;
+  if (!SsdHas(ns, key, shard, why, &meta)) return false;
+  const SsdBlockId id = SsdIdOf(ns, key, shard);
   StoreParams p;
   if (!PromotionParams(meta, &p)) return false;
   Reservation r;
