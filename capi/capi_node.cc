@@ -108,7 +108,19 @@ KVC_EXPORT int kvc_node_server_start(kvc_node_server** out, const kvc_node_serve
           return InvalidArgument("write_mode must be KVC_WRITE_BACK (0) or KVC_WRITE_THROUGH (1)");
         o.write_through = opts->write_mode == KVC_WRITE_THROUGH;
       }
+      auto str = [](const char* p) { return p ? std::string(p) : std::string(); };
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, unix_path)) o.unix_path = str(opts->unix_path);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, tls_cert_path)) o.tls_cert_path = str(opts->tls_cert_path);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, tls_key_path)) o.tls_key_path = str(opts->tls_key_path);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, tls_client_ca_path))
+        o.tls_client_ca_path = str(opts->tls_client_ca_path);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, admin_token)) o.admin_token = str(opts->admin_token);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, metrics_listen)) o.metrics_listen = str(opts->metrics_listen);
     }
+    if (o.tls_cert_path.empty() != o.tls_key_path.empty())
+      return InvalidArgument("tls_cert_path and tls_key_path go together: give both or neither");
+    if (!o.tls_client_ca_path.empty() && o.tls_cert_path.empty())
+      return InvalidArgument("tls_client_ca_path needs tls_cert_path and tls_key_path (client certificates need TLS)");
     auto co = CacheOptionsFromC(cache);
     if (!co.ok()) return co.status();
     o.cache = *co;
@@ -121,6 +133,10 @@ KVC_EXPORT int kvc_node_server_start(kvc_node_server** out, const kvc_node_serve
 
 KVC_EXPORT const char* kvc_node_server_address(const kvc_node_server* server) {
   return server ? server->rep->address().c_str() : "";
+}
+
+KVC_EXPORT const char* kvc_node_server_metrics_address(const kvc_node_server* server) {
+  return server ? server->rep->metrics_address().c_str() : "";
 }
 
 KVC_EXPORT int kvc_node_server_stop(kvc_node_server* server, uint32_t grace_ms) {
@@ -145,7 +161,16 @@ KVC_EXPORT int kvc_node_connect(kvc_node** out, const char* address, const kvc_n
       if (KVC_NODE_HAS(opts, kvc_node_options, connect_timeout_ms) && opts->connect_timeout_ms)
         o.connect_timeout_ms = opts->connect_timeout_ms;
       if (KVC_NODE_HAS(opts, kvc_node_options, timeout_ms) && opts->timeout_ms) o.timeout_ms = opts->timeout_ms;
+      auto str = [](const char* p) { return p ? std::string(p) : std::string(); };
+      if (KVC_NODE_HAS(opts, kvc_node_options, tls_ca_path)) o.tls_ca_path = str(opts->tls_ca_path);
+      if (KVC_NODE_HAS(opts, kvc_node_options, tls_cert_path)) o.tls_cert_path = str(opts->tls_cert_path);
+      if (KVC_NODE_HAS(opts, kvc_node_options, tls_key_path)) o.tls_key_path = str(opts->tls_key_path);
+      if (KVC_NODE_HAS(opts, kvc_node_options, admin_token)) o.admin_token = str(opts->admin_token);
+      if (KVC_NODE_HAS(opts, kvc_node_options, max_retries) && opts->max_retries)
+        o.max_retries = opts->max_retries == KVC_NODE_NO_RETRIES ? 0 : opts->max_retries;
     }
+    if (o.tls_cert_path.empty() != o.tls_key_path.empty())
+      return InvalidArgument("tls_cert_path and tls_key_path go together: give both or neither");
     if (o.tenant.find(':') != std::string::npos) return InvalidArgument("a tenant name has no ':'");
     auto c = net::NodeClient::Connect(address, o);
     if (!c.ok()) return c.status();
@@ -280,6 +305,80 @@ KVC_EXPORT int kvc_node_delete(kvc_node* node, const kvc_namespace_options* ns, 
   });
 }
 
+KVC_EXPORT int kvc_node_bump_revision(kvc_node* node, const kvc_namespace_options* ns, uint64_t* out_epoch,
+                                      kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    if (out_epoch) *out_epoch = 0;
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    auto n = NamespaceOf(ns);
+    if (!n.ok()) return n.status();
+    auto e = node->rep->BumpRevision(*n);
+    if (!e.ok()) return e.status();
+    if (out_epoch) *out_epoch = *e;
+    return Status::Ok();
+  });
+}
+
+namespace {
+kvc::Status StringOut(const kvc::Result<std::string>& r, char** out) {
+  if (!r.ok()) return r.status();
+  char* p = static_cast<char*>(std::malloc(r->size() + 1));
+  if (p == nullptr) return kvc::Status(kvc::Code::kNoMemory, "out of memory");
+  std::memcpy(p, r->c_str(), r->size() + 1);
+  *out = p;
+  return kvc::Status::Ok();
+}
+}  // namespace
+
+KVC_EXPORT int kvc_node_tenant_create(kvc_node* node, char** out_credential, const kvc_tenant_options* opts,
+                                      kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_REQUIRE_ARG(out_credential, "out_credential");
+    *out_credential = nullptr;
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    KVC_REQUIRE_ARG(opts, "opts");
+    KVC_RETURN_IF_ERROR(CheckSize(opts, "kvc_tenant_options"));
+    net::NodeTenantSpec t;
+    if (KVC_NODE_HAS(opts, kvc_tenant_options, name) && opts->name) t.name = opts->name;
+    if (t.name.empty()) return InvalidArgument("opts.name is required");
+    if (KVC_NODE_HAS(opts, kvc_tenant_options, isolation) && opts->isolation) t.isolation = opts->isolation;
+    if (KVC_NODE_HAS(opts, kvc_tenant_options, host_quota_bytes)) t.host_quota_bytes = opts->host_quota_bytes;
+    if (KVC_NODE_HAS(opts, kvc_tenant_options, ssd_quota_bytes)) t.ssd_quota_bytes = opts->ssd_quota_bytes;
+    if (KVC_NODE_HAS(opts, kvc_tenant_options, borrow)) {
+      if (opts->borrow > 1) return InvalidArgument("opts.borrow must be 0 or 1");
+      t.borrow = opts->borrow == 1;
+    }
+    return StringOut(node->rep->TenantCreate(t), out_credential);
+  });
+}
+
+KVC_EXPORT int kvc_node_tenant_list_json(kvc_node* node, char** out, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_REQUIRE_ARG(out, "out");
+    *out = nullptr;
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    return StringOut(node->rep->TenantListJson(), out);
+  });
+}
+
+KVC_EXPORT int kvc_node_tenant_set_quota(kvc_node* node, const char* name, int64_t host_quota_bytes,
+                                         int64_t ssd_quota_bytes, int32_t borrow, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    KVC_REQUIRE_ARG(name, "name");
+    if (borrow > 1) return InvalidArgument("borrow must be -1 (keep), 0 or 1");
+    return node->rep->TenantSetQuota(name, host_quota_bytes, ssd_quota_bytes, borrow);
+  });
+}
+
+KVC_EXPORT int kvc_node_tenant_delete(kvc_node* node, const char* name, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_RETURN_IF_ERROR(LiveNode(node));
+    KVC_REQUIRE_ARG(name, "name");
+    return node->rep->TenantDelete(name);
+  });
+}
+
 #else  // !KVC_NODE
 
 using namespace kvc;
@@ -330,5 +429,25 @@ KVC_EXPORT int kvc_node_put(kvc_node*, const kvc_namespace_options*, const kvc_k
 KVC_EXPORT int kvc_node_delete(kvc_node*, const kvc_namespace_options*, const kvc_key*, kvc_error* err) {
   return Unsupported(err);
 }
+
+KVC_EXPORT const char* kvc_node_server_metrics_address(const kvc_node_server*) { return ""; }
+KVC_EXPORT int kvc_node_bump_revision(kvc_node*, const kvc_namespace_options*, uint64_t* out_epoch,
+                                      kvc_error* err) {
+  if (out_epoch) *out_epoch = 0;
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_tenant_create(kvc_node*, char** out_credential, const kvc_tenant_options*,
+                                      kvc_error* err) {
+  if (out_credential) *out_credential = nullptr;
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_tenant_list_json(kvc_node*, char** out, kvc_error* err) {
+  if (out) *out = nullptr;
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_tenant_set_quota(kvc_node*, const char*, int64_t, int64_t, int32_t, kvc_error* err) {
+  return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_tenant_delete(kvc_node*, const char*, kvc_error* err) { return Unsupported(err); }
 
 #endif  // KVC_NODE

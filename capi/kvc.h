@@ -196,10 +196,31 @@ typedef struct kvc_cache_options {
   uint64_t ssd_capacity_bytes;
   /* Eviction policy of the SSD tier; NULL: kvc_policy_default(). */
   const char *ssd_policy;
+  /* The remote tier below the local ones: a kvc node, "host:port" over TCP
+   * or "unix:PATH" over the same-host path (see kvc_node_connect). NULL: no
+   * remote tier. A block missing locally is looked up on the node (match
+   * reports KVC_TIER_REMOTE), loaded straight into the caller's buffer and
+   * promoted into host DRAM; committed stores are sent to the node in the
+   * background (a bounded queue: when it is full a store is not sent and is
+   * counted), and kvc_cache_flush waits until they are sent. Requests are
+   * made as the namespace's tenant with its credential; a namespace opened
+   * without a tenant uses remote_tenant/remote_credential (NULL: none). An
+   * unreachable node makes lookups miss with KVC_MISS_NODE_DOWN within
+   * remote_timeout_ms; nothing waits longer. Requires a gRPC build
+   * (KVC_ERR_UNSUPPORTED otherwise). The node need not be up at open. */
+  const char *remote_address;
+  const char *remote_tenant;
+  const char *remote_credential;
+  /* Deadline of each remote request. Default: 2000 ms. */
+  uint32_t remote_timeout_ms;
+  /* PEM file of the CA that signed the node's certificate: TLS to the node.
+   * NULL: plaintext. */
+  const char *remote_tls_ca_path;
 } kvc_cache_options;
 
 #define KVC_CACHE_OPTIONS_INIT \
-  { (uint32_t)sizeof(kvc_cache_options), 0, NULL, 0, 0, 0, 0, 0, NULL, NULL, 0, NULL }
+  { (uint32_t)sizeof(kvc_cache_options), 0, NULL, 0, 0, 0, 0, 0, NULL, NULL, 0, NULL, \
+    NULL, NULL, NULL, 0, NULL }
 
 KVC_API int kvc_cache_open(kvc_cache **out, const kvc_cache_options *opts,
                            kvc_error *err);
@@ -619,10 +640,29 @@ typedef struct kvc_node_server_options {
    * SSD tier, so a restarted node serves only write-through blocks and
    * write-back blocks demoted before the stop. Default: write-back. */
   uint32_t write_mode;
+  /* The same-host path: a Unix domain socket at this path (created; an
+   * existing socket file is replaced, any other file refused) over which
+   * clients on this machine receive the node's host arena (a memfd) and
+   * move block bytes with one memcpy. The socket is created mode 0600 (the
+   * arena holds every tenant's blocks, so only processes of the node's user
+   * may map it); requests are still authenticated per tenant. NULL: none. */
+  const char *unix_path;
+  /* TLS on `listen`: the node's certificate chain and private key (PEM).
+   * Both or neither. tls_client_ca_path (PEM) additionally requires and
+   * verifies client certificates. NULL: plaintext. */
+  const char *tls_cert_path;
+  const char *tls_key_path;
+  const char *tls_client_ca_path;
+  /* The credential of admin calls (tenant administration). NULL: admin
+   * calls are refused. */
+  const char *admin_token;
+  /* "host:port" serving GET /metrics (Prometheus text format); port 0 picks
+   * a free port. NULL: no metrics endpoint. */
+  const char *metrics_listen;
 } kvc_node_server_options;
 
 #define KVC_NODE_SERVER_OPTIONS_INIT \
-  { (uint32_t)sizeof(kvc_node_server_options), NULL, NULL, 0 }
+  { (uint32_t)sizeof(kvc_node_server_options), NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /* Opens the cache and starts serving. KVC_ERR_UNAVAILABLE when the address
  * cannot be bound. */
@@ -632,6 +672,9 @@ KVC_API int kvc_node_server_start(kvc_node_server **out,
 /* The address the node listens on, with the port it picked for port 0.
  * Borrowed from the server; "" for NULL. */
 KVC_API const char *kvc_node_server_address(const kvc_node_server *server);
+/* The metrics endpoint's address ("host:port"), "" when there is none.
+ * Borrowed from the server. */
+KVC_API const char *kvc_node_server_metrics_address(const kvc_node_server *server);
 /* Stops accepting calls, lets calls in flight finish for up to grace_ms
  * (then cancels them), closes the cache (flushing write-back blocks to the
  * SSD tier) and frees `server`. NULL accepted. */
@@ -650,13 +693,32 @@ typedef struct kvc_node_options {
   uint32_t connect_timeout_ms;
   /* The deadline of every call. Default: 10000 ms. */
   uint32_t timeout_ms;
+  /* TLS: PEM file of the CA that signed the node's certificate (NULL:
+   * plaintext), and this client's certificate and key when the node asks
+   * for one (both or neither). Not used over "unix:". */
+  const char *tls_ca_path;
+  const char *tls_cert_path;
+  const char *tls_key_path;
+  /* The node's admin token, for the kvc_node_tenant_* calls. */
+  const char *admin_token;
+  /* How many times an idempotent call (stats, match, get, delete) is retried
+   * after KVC_ERR_UNAVAILABLE, within its deadline. Stores are never
+   * retried. Default: 2; KVC_NODE_NO_RETRIES for none. */
+  uint32_t max_retries;
 } kvc_node_options;
 
-#define KVC_NODE_OPTIONS_INIT \
-  { (uint32_t)sizeof(kvc_node_options), NULL, NULL, 0, 0 }
+#define KVC_NODE_NO_RETRIES 0xFFFFFFFFu
 
-/* Connects to the node at `address` ("host:port"). KVC_ERR_UNAVAILABLE when
- * it cannot be reached within connect_timeout_ms. */
+#define KVC_NODE_OPTIONS_INIT \
+  { (uint32_t)sizeof(kvc_node_options), NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 }
+
+/* Connects to the node at `address`: "host:port" (gRPC over TCP) or
+ * "unix:PATH" (the same-host path: the node's kvc_node_server_options
+ * unix_path; block bytes move with one memcpy between the node's shared
+ * arena and the caller's buffer, and the pins and reservations this
+ * connection holds are released by the node when the connection closes or
+ * the process dies). Both give the same results for every call.
+ * KVC_ERR_UNAVAILABLE when it cannot be reached within connect_timeout_ms. */
 KVC_API int kvc_node_connect(kvc_node **out, const char *address,
                              const kvc_node_options *opts, kvc_error *err);
 /* Closes the connection. NULL accepted. */
@@ -701,6 +763,29 @@ KVC_API int kvc_node_put(kvc_node *node, const kvc_namespace_options *ns,
 /* As kvc_delete, on the node. */
 KVC_API int kvc_node_delete(kvc_node *node, const kvc_namespace_options *ns,
                             const kvc_key *key, kvc_error *err);
+/* As kvc_namespace_bump_revision, on the node; *out_epoch (may be NULL)
+ * receives the namespace's new epoch. */
+KVC_API int kvc_node_bump_revision(kvc_node *node,
+                                   const kvc_namespace_options *ns,
+                                   uint64_t *out_epoch, kvc_error *err);
+
+/* Tenant administration on a live node, as the kvc_tenant_* calls do on a
+ * file: the node edits its tenants file and applies the change at once
+ * (a deleted tenant's requests are refused from then on; its blocks become
+ * unreachable and are reclaimed). Made with kvc_node_options.admin_token:
+ * KVC_ERR_PERMISSION without the right one, KVC_ERR_UNSUPPORTED on a node
+ * without a tenants file. */
+KVC_API int kvc_node_tenant_create(kvc_node *node, char **out_credential,
+                                   const kvc_tenant_options *opts,
+                                   kvc_error *err);
+KVC_API int kvc_node_tenant_list_json(kvc_node *node, char **out,
+                                      kvc_error *err);
+KVC_API int kvc_node_tenant_set_quota(kvc_node *node, const char *name,
+                                      int64_t host_quota_bytes,
+                                      int64_t ssd_quota_bytes, int32_t borrow,
+                                      kvc_error *err);
+KVC_API int kvc_node_tenant_delete(kvc_node *node, const char *name,
+                                   kvc_error *err);
 
 #ifdef __cplusplus
 } /* extern "C" */

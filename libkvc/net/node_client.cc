@@ -14,7 +14,9 @@
 
 namespace kvc::net {
 
-struct NodeClient::Impl {
+namespace {
+
+struct GrpcImpl {
   std::string address;
   NodeClientOptions options;
   std::shared_ptr<grpc::Channel> channel;
@@ -44,8 +46,6 @@ struct NodeClient::Impl {
     }
   }
 };
-
-namespace {
 
 Status FromResult(const v1::Result& r) {
   if (r.code() == 0) return Status::Ok();
@@ -84,14 +84,45 @@ Result<size_t> MatchReply(const v1::MatchResponse& r, size_t n_keys, std::vector
   return static_cast<size_t>(r.blocks());
 }
 
+class GrpcNodeClient final : public NodeClient {
+ public:
+  explicit GrpcNodeClient(std::unique_ptr<GrpcImpl> impl) : impl_(std::move(impl)) {}
+  Result<std::string> StatsJson() override;
+  Result<size_t> Match(const NodeNamespace& ns, const std::vector<BlockKey>& keys,
+                       std::vector<uint8_t>* tiers) override;
+  Result<size_t> MatchTokens(const NodeNamespace& ns, const std::vector<uint32_t>& tokens,
+                             std::vector<uint8_t>* tiers, std::vector<BlockKey>* keys) override;
+  Status Get(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, void* dst, uint64_t dst_cap,
+             uint64_t* size) override;
+  Status Put(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
+             uint64_t ttl_ms, const BlockKey* parent) override;
+  Status Delete(const NodeNamespace& ns, const BlockKey& key) override;
+  Result<uint64_t> BumpRevision(const NodeNamespace& ns) override;
+  Result<std::string> TenantCreate(const NodeTenantSpec& spec) override;
+  Result<std::string> TenantListJson() override;
+  Status TenantSetQuota(const std::string& name, int64_t host_quota_bytes, int64_t ssd_quota_bytes,
+                        int32_t borrow) override;
+  Status TenantDelete(const std::string& name) override;
+
+ private:
+  std::unique_ptr<GrpcImpl> impl_;
+};
+
 }  // namespace
 
-NodeClient::NodeClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-NodeClient::~NodeClient() = default;
-
 Result<std::unique_ptr<NodeClient>> NodeClient::Connect(const std::string& address, const NodeClientOptions& options) {
+  if (address.rfind("unix:", 0) == 0) {
+    std::string path = address.substr(5);
+    if (path.empty()) return InvalidArgument("the node address 'unix:' names no socket path");
+    return ConnectShm(path, options);
+  }
+  if (address.rfind("etcd://", 0) == 0 || address.rfind("peers:", 0) == 0) return ConnectCluster(address, options);
+  return ConnectGrpc(address, options);
+}
+
+Result<std::unique_ptr<NodeClient>> ConnectGrpc(const std::string& address, const NodeClientOptions& options) {
   if (address.empty()) return InvalidArgument("the node address is empty");
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<GrpcImpl>();
   impl->address = address;
   impl->options = options;
   grpc::ChannelArguments args;
@@ -103,10 +134,10 @@ Result<std::unique_ptr<NodeClient>> NodeClient::Connect(const std::string& addre
     return Status(Code::kUnavailable, "cannot reach node " + address + " within " +
                                           std::to_string(options.connect_timeout_ms) + " ms");
   impl->stub = v1::Node::NewStub(impl->channel);
-  return std::unique_ptr<NodeClient>(new NodeClient(std::move(impl)));
+  return std::unique_ptr<NodeClient>(new GrpcNodeClient(std::move(impl)));
 }
 
-Result<std::string> NodeClient::StatsJson() {
+Result<std::string> GrpcNodeClient::StatsJson() {
   grpc::ClientContext ctx;
   impl_->Prepare(&ctx);
   v1::StatsRequest req;
@@ -116,7 +147,7 @@ Result<std::string> NodeClient::StatsJson() {
   return resp.json();
 }
 
-Result<size_t> NodeClient::Match(const NodeNamespace& ns, const std::vector<BlockKey>& keys,
+Result<size_t> GrpcNodeClient::Match(const NodeNamespace& ns, const std::vector<BlockKey>& keys,
                                  std::vector<uint8_t>* tiers) {
   if (keys.size() > kMaxMatchKeys) return InvalidArgument("more than " + std::to_string(kMaxMatchKeys) + " keys");
   grpc::ClientContext ctx;
@@ -129,7 +160,7 @@ Result<size_t> NodeClient::Match(const NodeNamespace& ns, const std::vector<Bloc
   return MatchReply(resp, keys.size(), tiers);
 }
 
-Result<size_t> NodeClient::MatchTokens(const NodeNamespace& ns, const std::vector<uint32_t>& tokens,
+Result<size_t> GrpcNodeClient::MatchTokens(const NodeNamespace& ns, const std::vector<uint32_t>& tokens,
                                        std::vector<uint8_t>* tiers, std::vector<BlockKey>* keys) {
   if (tokens.size() > kMaxMatchTokens) return InvalidArgument("more than " + std::to_string(kMaxMatchTokens) + " tokens");
   grpc::ClientContext ctx;
@@ -152,7 +183,7 @@ Result<size_t> NodeClient::MatchTokens(const NodeNamespace& ns, const std::vecto
   return n;
 }
 
-Status NodeClient::Get(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, void* dst, uint64_t dst_cap,
+Status GrpcNodeClient::Get(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, void* dst, uint64_t dst_cap,
                        uint64_t* size) {
   grpc::ClientContext ctx;
   impl_->Prepare(&ctx);
@@ -198,7 +229,7 @@ Status NodeClient::Get(const NodeNamespace& ns, const BlockKey& key, uint32_t sh
   return st;
 }
 
-Status NodeClient::Put(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
+Status GrpcNodeClient::Put(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
                        uint64_t ttl_ms, const BlockKey* parent) {
   grpc::ClientContext ctx;
   impl_->Prepare(&ctx);
@@ -212,6 +243,7 @@ Status NodeClient::Put(const NodeNamespace& ns, const BlockKey& key, uint32_t sh
   b->set_ttl_ms(ttl_ms);
   if (parent) b->set_parent(Bytes(*parent));
   b->set_total_bytes(len);
+  if (impl_->options.membership_epoch) b->set_membership_epoch(impl_->options.membership_epoch());
   bool ok = writer->Write(m);
   for (uint64_t off = 0; ok && off < len;) {
     const uint64_t n = std::min<uint64_t>(kMaxChunkBytes, len - off);
@@ -231,7 +263,7 @@ Status NodeClient::Put(const NodeNamespace& ns, const BlockKey& key, uint32_t sh
   return FromResult(resp.result());
 }
 
-Status NodeClient::Delete(const NodeNamespace& ns, const BlockKey& key) {
+Status GrpcNodeClient::Delete(const NodeNamespace& ns, const BlockKey& key) {
   grpc::ClientContext ctx;
   impl_->Prepare(&ctx);
   v1::DeleteRequest req;
@@ -240,6 +272,31 @@ Status NodeClient::Delete(const NodeNamespace& ns, const BlockKey& key) {
   v1::DeleteResponse resp;
   KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->Delete(&ctx, req, &resp)));
   return FromResult(resp.result());
+}
+
+Result<uint64_t> GrpcNodeClient::BumpRevision(const NodeNamespace& ns) {
+  grpc::ClientContext ctx;
+  impl_->Prepare(&ctx);
+  v1::BumpRevisionRequest req;
+  SpecOf(ns, req.mutable_ns());
+  v1::BumpRevisionResponse resp;
+  KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->BumpRevision(&ctx, req, &resp)));
+  KVC_RETURN_IF_ERROR(FromResult(resp.result()));
+  return resp.epoch();
+}
+
+// Tenant administration: the admin RPCs (the security work adds them).
+Result<std::string> GrpcNodeClient::TenantCreate(const NodeTenantSpec&) {
+  return Status(Code::kUnsupported, "tenant administration through a node is not built yet");
+}
+Result<std::string> GrpcNodeClient::TenantListJson() {
+  return Status(Code::kUnsupported, "tenant administration through a node is not built yet");
+}
+Status GrpcNodeClient::TenantSetQuota(const std::string&, int64_t, int64_t, int32_t) {
+  return Status(Code::kUnsupported, "tenant administration through a node is not built yet");
+}
+Status GrpcNodeClient::TenantDelete(const std::string&) {
+  return Status(Code::kUnsupported, "tenant administration through a node is not built yet");
 }
 
 }  // namespace kvc::net

@@ -1,5 +1,5 @@
-// NodeClient: a client of one kvc node (proto/kvc/v1/kvc.proto), behind
-// the C ABI's kvc_node_* calls. Every call has a deadline; an unreachable
+// NodeClient: a client of one kvc node (proto/kvc/v1/kvc.proto, or the
+// same-host path), behind the C ABI's kvc_node_* calls and the remote tier. Every call has a deadline; an unreachable
 // node is KVC_ERR_UNAVAILABLE, a refused token KVC_ERR_PERMISSION.
 //
 // Thread-safe: calls may run from any thread at once.
@@ -7,6 +7,7 @@
 #define KVC_NET_NODE_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,16 @@ struct NodeClientOptions {
   std::string credential;
   uint32_t connect_timeout_ms = 2000;
   uint32_t timeout_ms = 10000;
+  // TLS (gRPC only): the CA that signed the node's certificate (empty:
+  // plaintext) and this client's certificate and key (both or neither).
+  std::string tls_ca_path, tls_cert_path, tls_key_path;
+  std::string admin_token;  // sent on tenant-admin calls
+  // Retries of idempotent calls (stats, match, get, delete) after
+  // kUnavailable, within the call's deadline. Stores are never retried.
+  uint32_t max_retries = 2;
+  // Cluster clients: the membership epoch each store is sent under
+  // (StoreBegin.membership_epoch). Unset: 0.
+  std::function<uint64_t()> membership_epoch;
 };
 
 // The namespace fields a client sends (no salt: it never travels).
@@ -33,32 +44,57 @@ struct NodeNamespace {
   uint32_t layers = 0, kv_heads = 0, head_dim = 0, block_tokens = 0, shards = 0;
 };
 
+// A tenant to create through a node (kvc_tenant_options).
+struct NodeTenantSpec {
+  std::string name;
+  std::string isolation;  // "isolated" (default when empty) or "shared"
+  uint64_t host_quota_bytes = 0, ssd_quota_bytes = 0;
+  bool borrow = false;
+};
+
+// A connection to one node. Connect picks the transport from the address:
+// "host:port" is gRPC (node_client.cc), "unix:PATH" the same-host path
+// (shm_client.cc), "etcd://..." and "peers:..." a cluster (libkvc/cluster). Both give the same results for every call.
 class NodeClient {
  public:
   // Connects within connect_timeout_ms; KVC_ERR_UNAVAILABLE otherwise.
   static Result<std::unique_ptr<NodeClient>> Connect(const std::string& address, const NodeClientOptions& options);
-  ~NodeClient();
+  virtual ~NodeClient() = default;
 
-  Result<std::string> StatsJson();
+  virtual Result<std::string> StatsJson() = 0;
   // Leading blocks present; `tiers` gets one kvc_tier per key.
-  Result<size_t> Match(const NodeNamespace& ns, const std::vector<BlockKey>& keys, std::vector<uint8_t>* tiers);
+  virtual Result<size_t> Match(const NodeNamespace& ns, const std::vector<BlockKey>& keys,
+                               std::vector<uint8_t>* tiers) = 0;
   // As Match, with the node hashing `tokens`; `keys` gets their keys.
-  Result<size_t> MatchTokens(const NodeNamespace& ns, const std::vector<uint32_t>& tokens,
-                             std::vector<uint8_t>* tiers, std::vector<BlockKey>* keys);
+  virtual Result<size_t> MatchTokens(const NodeNamespace& ns, const std::vector<uint32_t>& tokens,
+                                     std::vector<uint8_t>* tiers, std::vector<BlockKey>* keys) = 0;
   // Reads a block shard into `dst` (at most dst_cap bytes); *size gets its
   // size. dst NULL: only the size. KVC_ERR_LAYOUT when dst_cap is too small.
-  Status Get(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, void* dst, uint64_t dst_cap,
-             uint64_t* size);
-  // Stores a block shard: begin, chunks of at most 1 MiB, commit.
-  Status Put(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
-             uint64_t ttl_ms, const BlockKey* parent);
-  Status Delete(const NodeNamespace& ns, const BlockKey& key);
+  virtual Status Get(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, void* dst, uint64_t dst_cap,
+                     uint64_t* size) = 0;
+  // Stores a block shard (two-phase on the node: nothing is visible unless
+  // every byte arrived).
+  virtual Status Put(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
+                     uint64_t ttl_ms, const BlockKey* parent) = 0;
+  virtual Status Delete(const NodeNamespace& ns, const BlockKey& key) = 0;
+  // The namespace's new epoch.
+  virtual Result<uint64_t> BumpRevision(const NodeNamespace& ns) = 0;
 
- private:
-  struct Impl;
-  explicit NodeClient(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  // Tenant administration (NodeClientOptions::admin_token). The new
+  // tenant's credential; the tenants as kvc_tenant_list_json writes them.
+  virtual Result<std::string> TenantCreate(const NodeTenantSpec& spec) = 0;
+  virtual Result<std::string> TenantListJson() = 0;
+  virtual Status TenantSetQuota(const std::string& name, int64_t host_quota_bytes, int64_t ssd_quota_bytes,
+                                int32_t borrow) = 0;
+  virtual Status TenantDelete(const std::string& name) = 0;
 };
+
+// The transports behind NodeClient::Connect.
+Result<std::unique_ptr<NodeClient>> ConnectGrpc(const std::string& address, const NodeClientOptions& options);
+Result<std::unique_ptr<NodeClient>> ConnectShm(const std::string& socket_path, const NodeClientOptions& options);
+// A cluster as one NodeClient (libkvc/cluster): "etcd://HOST:PORT[,HOST:PORT]/CLUSTER"
+// or "peers:HOST:PORT,HOST:PORT,...".
+Result<std::unique_ptr<NodeClient>> ConnectCluster(const std::string& address, const NodeClientOptions& options);
 
 }  // namespace kvc::net
 

@@ -23,6 +23,14 @@ struct NodeServerOptions {
   CacheOptions cache;
   std::string listen = "127.0.0.1:7070";  // host:port; port 0 picks a free port
   bool write_through = false;             // Default: write-back (see NodeService)
+  // The same-host path: a Unix domain socket (mode 0600) handing clients
+  // the host arena's memfd; empty: none. (kvc_node_server_options.unix_path)
+  std::string unix_path;
+  // TLS on `listen` (PEM files); empty: plaintext. A client CA also
+  // requires and verifies client certificates.
+  std::string tls_cert_path, tls_key_path, tls_client_ca_path;
+  std::string admin_token;     // empty: admin calls refused
+  std::string metrics_listen;  // host:port of GET /metrics; empty: none
 };
 
 class NodeServer {
@@ -34,6 +42,8 @@ class NodeServer {
 
   // The bound address, with the port chosen for port 0.
   const std::string& address() const { return address_; }
+  // The metrics endpoint's bound address; empty when there is none.
+  const std::string& metrics_address() const { return metrics_address_; }
   // Stops accepting calls, waits up to grace_ms for calls in flight (then
   // cancels them), and closes the cache, which flushes write-back blocks to
   // the SSD tier.
@@ -45,6 +55,7 @@ class NodeServer {
   std::unique_ptr<NodeService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
+  std::string metrics_address_;
 };
 
 }  // namespace kvc::net

@@ -176,6 +176,20 @@ grpc::Status NodeService::Load(grpc::ServerContext* ctx, const v1::LoadRequest* 
   return grpc::Status::OK;
 }
 
+void NodeService::set_write_fence(WriteFence fence) {
+  std::lock_guard<std::mutex> lk(fence_mu_);
+  fence_ = std::make_shared<const WriteFence>(std::move(fence));
+}
+
+Status NodeService::AdmitWrite(uint64_t epoch) const {
+  std::shared_ptr<const WriteFence> f;
+  {
+    std::lock_guard<std::mutex> lk(fence_mu_);
+    f = fence_;
+  }
+  return f && *f ? (*f)(epoch) : Status::Ok();
+}
+
 grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1::StoreMessage>* reader,
                                 v1::StoreResponse* resp) {
   auto caller = Authenticate(*ctx);
@@ -186,6 +200,8 @@ grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1:
     v1::StoreMessage m;
     if (!reader->Read(&m) || !m.has_begin()) return InvalidArgument("a store stream starts with begin");
     const auto& b = m.begin();
+    const uint64_t epoch = b.membership_epoch();
+    KVC_RETURN_IF_ERROR(AdmitWrite(epoch));
     auto ns = Open(*caller, b.ns());
     if (!ns.ok()) return ns.status();
     auto key = KeyOf(b.key(), "key");
@@ -216,6 +232,8 @@ grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1:
         if (written != r.size)
           return InvalidArgument("commit after " + std::to_string(written) + " of " + std::to_string(r.size) +
                                  " bytes");
+        // The fence again: the node may have lost its lease mid-stream.
+        KVC_RETURN_IF_ERROR(AdmitWrite(epoch));
         reserved = false;
         return cache_.Commit(r);
       }

@@ -9,6 +9,8 @@
 #define KVC_NET_NODE_SERVICE_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <string>
@@ -49,7 +51,15 @@ class NodeService final : public kvc::v1::Node::Service {
                             v1::BumpRevisionResponse* resp) override;
   grpc::Status Stats(grpc::ServerContext* ctx, const v1::StatsRequest* req, v1::StatsResponse* resp) override;
 
+  // Cluster fencing (libkvc/cluster): the fence admits or refuses each
+  // store, at its begin and again at its commit, given the membership epoch
+  // the client sent (0: none). A refusal is the store's status (nothing is
+  // published). Unset: every store is admitted. Any thread, any time.
+  using WriteFence = std::function<Status(uint64_t membership_epoch)>;
+  void set_write_fence(WriteFence fence);
+
  private:
+  Status AdmitWrite(uint64_t membership_epoch) const;
   // The caller named by the `authorization: Bearer <tenant>:<credential>`
   // metadata; KVC_ERR_PERMISSION for a missing or wrong token on a node with
   // tenants (one message for every failure: names cannot be probed).
@@ -61,6 +71,8 @@ class NodeService final : public kvc::v1::Node::Service {
   const bool write_through_;
   std::mutex mu_;
   std::map<std::string, NamespaceState*> namespaces_;  // GUARDED_BY(mu_)
+  mutable std::mutex fence_mu_;
+  std::shared_ptr<const WriteFence> fence_;  // GUARDED_BY(fence_mu_)
 };
 
 }  // namespace kvc::net

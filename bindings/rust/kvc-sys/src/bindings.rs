@@ -16,6 +16,7 @@ pub const KVC_VERSION_NUMBER: u32 = 100;
 pub const KVC_STATUS_MIN: kvc_status = -17;
 pub const KVC_ERROR_MESSAGE_MAX: u32 = 256;
 pub const KVC_KEY_BYTES: u32 = 16;
+pub const KVC_NODE_NO_RETRIES: u32 = 4294967295;
 
 // ---- enums: a C enum is an int; its values are constants ----
 
@@ -250,6 +251,11 @@ pub struct kvc_cache_options {
     pub ssd_dir: *const c_char,
     pub ssd_capacity_bytes: u64,
     pub ssd_policy: *const c_char,
+    pub remote_address: *const c_char,
+    pub remote_tenant: *const c_char,
+    pub remote_credential: *const c_char,
+    pub remote_timeout_ms: u32,
+    pub remote_tls_ca_path: *const c_char,
 }
 
 /// As `KVC_CACHE_OPTIONS_INIT`: `struct_size` set, every other field zero.
@@ -443,6 +449,12 @@ pub struct kvc_node_server_options {
     pub listen: *const c_char,
     pub cache: *const kvc_cache_options,
     pub write_mode: u32,
+    pub unix_path: *const c_char,
+    pub tls_cert_path: *const c_char,
+    pub tls_key_path: *const c_char,
+    pub tls_client_ca_path: *const c_char,
+    pub admin_token: *const c_char,
+    pub metrics_listen: *const c_char,
 }
 
 /// As `KVC_NODE_SERVER_OPTIONS_INIT`: `struct_size` set, every other field zero.
@@ -464,6 +476,11 @@ pub struct kvc_node_options {
     pub credential: *const c_char,
     pub connect_timeout_ms: u32,
     pub timeout_ms: u32,
+    pub tls_ca_path: *const c_char,
+    pub tls_cert_path: *const c_char,
+    pub tls_key_path: *const c_char,
+    pub admin_token: *const c_char,
+    pub max_retries: u32,
 }
 
 /// As `KVC_NODE_OPTIONS_INIT`: `struct_size` set, every other field zero.
@@ -770,6 +787,12 @@ extern "C" {
     pub fn kvc_node_server_address(server: *const kvc_node_server) -> *const c_char;
 
     /// ```text
+    /// The metrics endpoint's address ("host:port"), "" when there is none.
+    /// Borrowed from the server.
+    /// ```
+    pub fn kvc_node_server_metrics_address(server: *const kvc_node_server) -> *const c_char;
+
+    /// ```text
     /// Stops accepting calls, lets calls in flight finish for up to grace_ms
     /// (then cancels them), closes the cache (flushing write-back blocks to the
     /// SSD tier) and frees `server`. NULL accepted.
@@ -777,8 +800,13 @@ extern "C" {
     pub fn kvc_node_server_stop(server: *mut kvc_node_server, grace_ms: u32) -> c_int;
 
     /// ```text
-    /// Connects to the node at `address` ("host:port"). KVC_ERR_UNAVAILABLE when
-    /// it cannot be reached within connect_timeout_ms.
+    /// Connects to the node at `address`: "host:port" (gRPC over TCP) or
+    /// "unix:PATH" (the same-host path: the node's kvc_node_server_options
+    /// unix_path; block bytes move with one memcpy between the node's shared
+    /// arena and the caller's buffer, and the pins and reservations this
+    /// connection holds are released by the node when the connection closes or
+    /// the process dies). Both give the same results for every call.
+    /// KVC_ERR_UNAVAILABLE when it cannot be reached within connect_timeout_ms.
     /// ```
     pub fn kvc_node_connect(out: *mut *mut kvc_node, address: *const c_char, opts: *const kvc_node_options, err: *mut kvc_error) -> c_int;
 
@@ -822,4 +850,26 @@ extern "C" {
     /// As kvc_delete, on the node.
     /// ```
     pub fn kvc_node_delete(node: *mut kvc_node, ns: *const kvc_namespace_options, key: *const kvc_key, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// As kvc_namespace_bump_revision, on the node; *out_epoch (may be NULL)
+    /// receives the namespace's new epoch.
+    /// ```
+    pub fn kvc_node_bump_revision(node: *mut kvc_node, ns: *const kvc_namespace_options, out_epoch: *mut u64, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Tenant administration on a live node, as the kvc_tenant_* calls do on a
+    /// file: the node edits its tenants file and applies the change at once
+    /// (a deleted tenant's requests are refused from then on; its blocks become
+    /// unreachable and are reclaimed). Made with kvc_node_options.admin_token:
+    /// KVC_ERR_PERMISSION without the right one, KVC_ERR_UNSUPPORTED on a node
+    /// without a tenants file.
+    /// ```
+    pub fn kvc_node_tenant_create(node: *mut kvc_node, out_credential: *mut *mut c_char, opts: *const kvc_tenant_options, err: *mut kvc_error) -> c_int;
+
+    pub fn kvc_node_tenant_list_json(node: *mut kvc_node, out: *mut *mut c_char, err: *mut kvc_error) -> c_int;
+
+    pub fn kvc_node_tenant_set_quota(node: *mut kvc_node, name: *const c_char, host_quota_bytes: i64, ssd_quota_bytes: i64, borrow: i32, err: *mut kvc_error) -> c_int;
+
+    pub fn kvc_node_tenant_delete(node: *mut kvc_node, name: *const c_char, err: *mut kvc_error) -> c_int;
 }

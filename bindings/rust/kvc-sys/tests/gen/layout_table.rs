@@ -39,6 +39,11 @@ int main(void) {
   printf("offset kvc_cache_options.ssd_dir %zu\n", offsetof(kvc_cache_options, ssd_dir));
   printf("offset kvc_cache_options.ssd_capacity_bytes %zu\n", offsetof(kvc_cache_options, ssd_capacity_bytes));
   printf("offset kvc_cache_options.ssd_policy %zu\n", offsetof(kvc_cache_options, ssd_policy));
+  printf("offset kvc_cache_options.remote_address %zu\n", offsetof(kvc_cache_options, remote_address));
+  printf("offset kvc_cache_options.remote_tenant %zu\n", offsetof(kvc_cache_options, remote_tenant));
+  printf("offset kvc_cache_options.remote_credential %zu\n", offsetof(kvc_cache_options, remote_credential));
+  printf("offset kvc_cache_options.remote_timeout_ms %zu\n", offsetof(kvc_cache_options, remote_timeout_ms));
+  printf("offset kvc_cache_options.remote_tls_ca_path %zu\n", offsetof(kvc_cache_options, remote_tls_ca_path));
   printf("size kvc_namespace_options %zu\n", sizeof(kvc_namespace_options));
   printf("align kvc_namespace_options %zu\n", ALIGN(kvc_namespace_options));
   printf("offset kvc_namespace_options.struct_size %zu\n", offsetof(kvc_namespace_options, struct_size));
@@ -124,6 +129,12 @@ int main(void) {
   printf("offset kvc_node_server_options.listen %zu\n", offsetof(kvc_node_server_options, listen));
   printf("offset kvc_node_server_options.cache %zu\n", offsetof(kvc_node_server_options, cache));
   printf("offset kvc_node_server_options.write_mode %zu\n", offsetof(kvc_node_server_options, write_mode));
+  printf("offset kvc_node_server_options.unix_path %zu\n", offsetof(kvc_node_server_options, unix_path));
+  printf("offset kvc_node_server_options.tls_cert_path %zu\n", offsetof(kvc_node_server_options, tls_cert_path));
+  printf("offset kvc_node_server_options.tls_key_path %zu\n", offsetof(kvc_node_server_options, tls_key_path));
+  printf("offset kvc_node_server_options.tls_client_ca_path %zu\n", offsetof(kvc_node_server_options, tls_client_ca_path));
+  printf("offset kvc_node_server_options.admin_token %zu\n", offsetof(kvc_node_server_options, admin_token));
+  printf("offset kvc_node_server_options.metrics_listen %zu\n", offsetof(kvc_node_server_options, metrics_listen));
   printf("size kvc_node_options %zu\n", sizeof(kvc_node_options));
   printf("align kvc_node_options %zu\n", ALIGN(kvc_node_options));
   printf("offset kvc_node_options.struct_size %zu\n", offsetof(kvc_node_options, struct_size));
@@ -131,6 +142,11 @@ int main(void) {
   printf("offset kvc_node_options.credential %zu\n", offsetof(kvc_node_options, credential));
   printf("offset kvc_node_options.connect_timeout_ms %zu\n", offsetof(kvc_node_options, connect_timeout_ms));
   printf("offset kvc_node_options.timeout_ms %zu\n", offsetof(kvc_node_options, timeout_ms));
+  printf("offset kvc_node_options.tls_ca_path %zu\n", offsetof(kvc_node_options, tls_ca_path));
+  printf("offset kvc_node_options.tls_cert_path %zu\n", offsetof(kvc_node_options, tls_cert_path));
+  printf("offset kvc_node_options.tls_key_path %zu\n", offsetof(kvc_node_options, tls_key_path));
+  printf("offset kvc_node_options.admin_token %zu\n", offsetof(kvc_node_options, admin_token));
+  printf("offset kvc_node_options.max_retries %zu\n", offsetof(kvc_node_options, max_retries));
   printf("const KVC_VERSION_MAJOR %lld\n", (long long)(KVC_VERSION_MAJOR));
   printf("const KVC_VERSION_MINOR %lld\n", (long long)(KVC_VERSION_MINOR));
   printf("const KVC_VERSION_PATCH %lld\n", (long long)(KVC_VERSION_PATCH));
@@ -138,6 +154,7 @@ int main(void) {
   printf("const KVC_STATUS_MIN %lld\n", (long long)(KVC_STATUS_MIN));
   printf("const KVC_ERROR_MESSAGE_MAX %lld\n", (long long)(KVC_ERROR_MESSAGE_MAX));
   printf("const KVC_KEY_BYTES %lld\n", (long long)(KVC_KEY_BYTES));
+  printf("const KVC_NODE_NO_RETRIES %lld\n", (long long)(KVC_NODE_NO_RETRIES));
   printf("const KVC_FEATURE_SHA256 %lld\n", (long long)(KVC_FEATURE_SHA256));
   printf("const KVC_FEATURE_XXH3 %lld\n", (long long)(KVC_FEATURE_XXH3));
   printf("const KVC_FEATURE_CUDA %lld\n", (long long)(KVC_FEATURE_CUDA));
@@ -223,6 +240,11 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("offset kvc_cache_options.ssd_dir".to_string(), offset!(kvc_cache_options, ssd_dir) as i128),
         ("offset kvc_cache_options.ssd_capacity_bytes".to_string(), offset!(kvc_cache_options, ssd_capacity_bytes) as i128),
         ("offset kvc_cache_options.ssd_policy".to_string(), offset!(kvc_cache_options, ssd_policy) as i128),
+        ("offset kvc_cache_options.remote_address".to_string(), offset!(kvc_cache_options, remote_address) as i128),
+        ("offset kvc_cache_options.remote_tenant".to_string(), offset!(kvc_cache_options, remote_tenant) as i128),
+        ("offset kvc_cache_options.remote_credential".to_string(), offset!(kvc_cache_options, remote_credential) as i128),
+        ("offset kvc_cache_options.remote_timeout_ms".to_string(), offset!(kvc_cache_options, remote_timeout_ms) as i128),
+        ("offset kvc_cache_options.remote_tls_ca_path".to_string(), offset!(kvc_cache_options, remote_tls_ca_path) as i128),
         ("size kvc_namespace_options".to_string(), size_of::<kvc_namespace_options>() as i128),
         ("align kvc_namespace_options".to_string(), align_of::<kvc_namespace_options>() as i128),
         ("offset kvc_namespace_options.struct_size".to_string(), offset!(kvc_namespace_options, struct_size) as i128),
@@ -308,6 +330,12 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("offset kvc_node_server_options.listen".to_string(), offset!(kvc_node_server_options, listen) as i128),
         ("offset kvc_node_server_options.cache".to_string(), offset!(kvc_node_server_options, cache) as i128),
         ("offset kvc_node_server_options.write_mode".to_string(), offset!(kvc_node_server_options, write_mode) as i128),
+        ("offset kvc_node_server_options.unix_path".to_string(), offset!(kvc_node_server_options, unix_path) as i128),
+        ("offset kvc_node_server_options.tls_cert_path".to_string(), offset!(kvc_node_server_options, tls_cert_path) as i128),
+        ("offset kvc_node_server_options.tls_key_path".to_string(), offset!(kvc_node_server_options, tls_key_path) as i128),
+        ("offset kvc_node_server_options.tls_client_ca_path".to_string(), offset!(kvc_node_server_options, tls_client_ca_path) as i128),
+        ("offset kvc_node_server_options.admin_token".to_string(), offset!(kvc_node_server_options, admin_token) as i128),
+        ("offset kvc_node_server_options.metrics_listen".to_string(), offset!(kvc_node_server_options, metrics_listen) as i128),
         ("size kvc_node_options".to_string(), size_of::<kvc_node_options>() as i128),
         ("align kvc_node_options".to_string(), align_of::<kvc_node_options>() as i128),
         ("offset kvc_node_options.struct_size".to_string(), offset!(kvc_node_options, struct_size) as i128),
@@ -315,6 +343,11 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("offset kvc_node_options.credential".to_string(), offset!(kvc_node_options, credential) as i128),
         ("offset kvc_node_options.connect_timeout_ms".to_string(), offset!(kvc_node_options, connect_timeout_ms) as i128),
         ("offset kvc_node_options.timeout_ms".to_string(), offset!(kvc_node_options, timeout_ms) as i128),
+        ("offset kvc_node_options.tls_ca_path".to_string(), offset!(kvc_node_options, tls_ca_path) as i128),
+        ("offset kvc_node_options.tls_cert_path".to_string(), offset!(kvc_node_options, tls_cert_path) as i128),
+        ("offset kvc_node_options.tls_key_path".to_string(), offset!(kvc_node_options, tls_key_path) as i128),
+        ("offset kvc_node_options.admin_token".to_string(), offset!(kvc_node_options, admin_token) as i128),
+        ("offset kvc_node_options.max_retries".to_string(), offset!(kvc_node_options, max_retries) as i128),
         ("const KVC_VERSION_MAJOR".to_string(), KVC_VERSION_MAJOR as i128),
         ("const KVC_VERSION_MINOR".to_string(), KVC_VERSION_MINOR as i128),
         ("const KVC_VERSION_PATCH".to_string(), KVC_VERSION_PATCH as i128),
@@ -322,6 +355,7 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("const KVC_STATUS_MIN".to_string(), KVC_STATUS_MIN as i128),
         ("const KVC_ERROR_MESSAGE_MAX".to_string(), KVC_ERROR_MESSAGE_MAX as i128),
         ("const KVC_KEY_BYTES".to_string(), KVC_KEY_BYTES as i128),
+        ("const KVC_NODE_NO_RETRIES".to_string(), KVC_NODE_NO_RETRIES as i128),
         ("const KVC_FEATURE_SHA256".to_string(), KVC_FEATURE_SHA256 as i128),
         ("const KVC_FEATURE_XXH3".to_string(), KVC_FEATURE_XXH3 as i128),
         ("const KVC_FEATURE_CUDA".to_string(), KVC_FEATURE_CUDA as i128),
