@@ -10,10 +10,5 @@ Result<std::unique_ptr<NodeClient>> ConnectShm(const std::string& socket_path, c
   return Status(Code::kUnsupported, "the same-host path (unix:" + socket_path + ") is not built yet");
 }
 
-// A cluster (libkvc/cluster): not built yet.
-Result<std::unique_ptr<NodeClient>> ConnectCluster(const std::string& address, const NodeClientOptions&) {
-  return Status(Code::kUnsupported, "clusters (" + address + ") are not built yet");
-}
-
 }  // namespace kvc::net
 #endif  // KVC_NET_BUILD
