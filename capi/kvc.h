@@ -96,11 +96,12 @@ typedef enum kvc_status {
   KVC_ERR_PERMISSION = -14,      /* wrong or missing credential */
   KVC_ERR_QUOTA = -15,           /* a tenant quota refuses the request */
   KVC_ERR_UNAVAILABLE = -16,     /* a node or service cannot be reached */
-  KVC_ERR_CORRUPT = -17          /* stored bytes failed their checksum */
+  KVC_ERR_CORRUPT = -17,         /* stored bytes failed their checksum */
+  KVC_ERR_FENCED = -18           /* a cluster node refused a write (no lease, or a stale view) */
 } kvc_status;
 
 /* The lowest (most negative) code this header defines. */
-#define KVC_STATUS_MIN KVC_ERR_CORRUPT
+#define KVC_STATUS_MIN KVC_ERR_FENCED
 
 /* A short fixed description of a status code ("not found");
  * "unknown status" for a code this library does not know. Never NULL. */

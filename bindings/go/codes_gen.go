@@ -45,6 +45,8 @@ const (
 	CodeUnavailable Code = C.KVC_ERR_UNAVAILABLE
 	// CodeCorrupt is KVC_ERR_CORRUPT: stored bytes failed their checksum.
 	CodeCorrupt Code = C.KVC_ERR_CORRUPT
+	// CodeFenced is KVC_ERR_FENCED: a cluster node refused a write (no lease, or a stale view).
+	CodeFenced Code = C.KVC_ERR_FENCED
 )
 
 // Tier values (kvc_tier in kvc.h).
@@ -196,6 +198,8 @@ var (
 	ErrUnavailable = &Error{Code: CodeUnavailable}
 	// ErrCorrupt matches errors of CodeCorrupt: stored bytes failed their checksum.
 	ErrCorrupt = &Error{Code: CodeCorrupt}
+	// ErrFenced matches errors of CodeFenced: a cluster node refused a write (no lease, or a stale view).
+	ErrFenced = &Error{Code: CodeFenced}
 )
 
 // allCodes lists every status code of kvc.h but KVC_OK, in order.
@@ -217,6 +221,7 @@ var allCodes = []Code{
 	CodeQuota,
 	CodeUnavailable,
 	CodeCorrupt,
+	CodeFenced,
 }
 
 // allCodeNames holds the C name of each of allCodes.
@@ -238,6 +243,7 @@ var allCodeNames = []string{
 	"KVC_ERR_QUOTA",
 	"KVC_ERR_UNAVAILABLE",
 	"KVC_ERR_CORRUPT",
+	"KVC_ERR_FENCED",
 }
 
 // sentinelOf returns the sentinel error of a code, nil for CodeOK and
@@ -278,6 +284,8 @@ func sentinelOf(c Code) *Error {
 		return ErrUnavailable
 	case CodeCorrupt:
 		return ErrCorrupt
+	case CodeFenced:
+		return ErrFenced
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ struct GrpcImpl {
 
 Status FromResult(const v1::Result& r) {
   if (r.code() == 0) return Status::Ok();
-  if (r.code() < -17 || r.code() > 0) return Status(Code::kInternal, "the node sent status " + std::to_string(r.code()));
+  if (r.code() < static_cast<int32_t>(Code::kFenced) || r.code() > 0) return Status(Code::kInternal, "the node sent status " + std::to_string(r.code()));
   if (r.code() == static_cast<int32_t>(Code::kNotFound)) return NotFound();
   return Status(static_cast<Code>(r.code()), r.message());
 }

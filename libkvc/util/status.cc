@@ -22,6 +22,7 @@ const char* CodeText(Code code) {
     case Code::kQuota: return "quota exceeded";
     case Code::kUnavailable: return "unavailable";
     case Code::kCorrupt: return "corrupt data";
+    case Code::kFenced: return "write fenced";
   }
   return "unknown status";
 }
@@ -46,6 +47,7 @@ const char* CodeName(Code code) {
     case Code::kQuota: return "KVC_ERR_QUOTA";
     case Code::kUnavailable: return "KVC_ERR_UNAVAILABLE";
     case Code::kCorrupt: return "KVC_ERR_CORRUPT";
+    case Code::kFenced: return "KVC_ERR_FENCED";
   }
   return "KVC_ERR_UNKNOWN";
 }

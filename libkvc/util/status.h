@@ -32,6 +32,7 @@ enum class Code : int32_t {
   kQuota = -15,
   kUnavailable = -16,
   kCorrupt = -17,
+  kFenced = -18,
 };
 
 class [[nodiscard]] Status {

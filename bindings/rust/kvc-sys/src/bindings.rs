@@ -13,7 +13,7 @@ pub const KVC_VERSION_NUMBER: u32 = 100;
 /// ```text
 /// The lowest (most negative) code this header defines.
 /// ```
-pub const KVC_STATUS_MIN: kvc_status = -17;
+pub const KVC_STATUS_MIN: kvc_status = -18;
 pub const KVC_ERROR_MESSAGE_MAX: u32 = 256;
 pub const KVC_KEY_BYTES: u32 = 16;
 pub const KVC_NODE_NO_RETRIES: u32 = 4294967295;
@@ -76,6 +76,8 @@ pub const KVC_ERR_QUOTA: kvc_status = -15;
 pub const KVC_ERR_UNAVAILABLE: kvc_status = -16;
 /// stored bytes failed their checksum
 pub const KVC_ERR_CORRUPT: kvc_status = -17;
+/// a cluster node refused a write (no lease, or a stale view)
+pub const KVC_ERR_FENCED: kvc_status = -18;
 
 /// ```text
 /// Where a buffer's memory lives.

@@ -40,6 +40,8 @@ pub enum Code {
     Unavailable,
     /// `KVC_ERR_CORRUPT`: stored bytes failed their checksum
     Corrupt,
+    /// `KVC_ERR_FENCED`: a cluster node refused a write (no lease, or a stale view)
+    Fenced,
     /// A value this crate does not know.
     Unknown(i32),
 }
@@ -65,6 +67,7 @@ impl Code {
             x if x == kvc_sys::KVC_ERR_QUOTA => Code::Quota,
             x if x == kvc_sys::KVC_ERR_UNAVAILABLE => Code::Unavailable,
             x if x == kvc_sys::KVC_ERR_CORRUPT => Code::Corrupt,
+            x if x == kvc_sys::KVC_ERR_FENCED => Code::Fenced,
             other => Code::Unknown(other),
         }
     }
@@ -89,6 +92,7 @@ impl Code {
             Code::Quota => kvc_sys::KVC_ERR_QUOTA,
             Code::Unavailable => kvc_sys::KVC_ERR_UNAVAILABLE,
             Code::Corrupt => kvc_sys::KVC_ERR_CORRUPT,
+            Code::Fenced => kvc_sys::KVC_ERR_FENCED,
             Code::Unknown(v) => v,
         }
     }
@@ -112,6 +116,7 @@ impl Code {
         Code::Quota,
         Code::Unavailable,
         Code::Corrupt,
+        Code::Fenced,
     ];
 
     /// The C name (`KVC_ERR_INVALID_ARGUMENT`), or "" for `Unknown`.
@@ -134,6 +139,7 @@ impl Code {
             Code::Quota => "KVC_ERR_QUOTA",
             Code::Unavailable => "KVC_ERR_UNAVAILABLE",
             Code::Corrupt => "KVC_ERR_CORRUPT",
+            Code::Fenced => "KVC_ERR_FENCED",
             Code::Unknown(_) => "",
         }
     }

@@ -179,6 +179,7 @@ int main(void) {
   printf("const KVC_ERR_QUOTA %lld\n", (long long)(KVC_ERR_QUOTA));
   printf("const KVC_ERR_UNAVAILABLE %lld\n", (long long)(KVC_ERR_UNAVAILABLE));
   printf("const KVC_ERR_CORRUPT %lld\n", (long long)(KVC_ERR_CORRUPT));
+  printf("const KVC_ERR_FENCED %lld\n", (long long)(KVC_ERR_FENCED));
   printf("const KVC_MEM_HOST %lld\n", (long long)(KVC_MEM_HOST));
   printf("const KVC_MEM_CUDA_DEVICE %lld\n", (long long)(KVC_MEM_CUDA_DEVICE));
   printf("const KVC_WRITE_BACK %lld\n", (long long)(KVC_WRITE_BACK));
@@ -380,6 +381,7 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("const KVC_ERR_QUOTA".to_string(), KVC_ERR_QUOTA as i128),
         ("const KVC_ERR_UNAVAILABLE".to_string(), KVC_ERR_UNAVAILABLE as i128),
         ("const KVC_ERR_CORRUPT".to_string(), KVC_ERR_CORRUPT as i128),
+        ("const KVC_ERR_FENCED".to_string(), KVC_ERR_FENCED as i128),
         ("const KVC_MEM_HOST".to_string(), KVC_MEM_HOST as i128),
         ("const KVC_MEM_CUDA_DEVICE".to_string(), KVC_MEM_CUDA_DEVICE as i128),
         ("const KVC_WRITE_BACK".to_string(), KVC_WRITE_BACK as i128),
