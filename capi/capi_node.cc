@@ -116,6 +116,10 @@ KVC_EXPORT int kvc_node_server_start(kvc_node_server** out, const kvc_node_serve
         o.tls_client_ca_path = str(opts->tls_client_ca_path);
       if (KVC_NODE_HAS(opts, kvc_node_server_options, admin_token)) o.admin_token = str(opts->admin_token);
       if (KVC_NODE_HAS(opts, kvc_node_server_options, metrics_listen)) o.metrics_listen = str(opts->metrics_listen);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, cluster)) o.cluster = str(opts->cluster);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, node_id)) o.node_id = str(opts->node_id);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, zone)) o.zone = str(opts->zone);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, advertise)) o.advertise = str(opts->advertise);
     }
     if (o.tls_cert_path.empty() != o.tls_key_path.empty())
       return InvalidArgument("tls_cert_path and tls_key_path go together: give both or neither");

@@ -660,10 +660,21 @@ typedef struct kvc_node_server_options {
   /* "host:port" serving GET /metrics (Prometheus text format); port 0 picks
    * a free port. NULL: no metrics endpoint. */
   const char *metrics_listen;
+  /* Cluster membership (docs/cluster.md): "etcd://HOST:PORT[,...]/CLUSTER"
+   * registers this node under /kvc/CLUSTER/nodes/<node_id> with a lease
+   * and fences writes while it holds none. NULL: a standalone node. */
+  const char *cluster;
+  /* This node's id in the cluster ([A-Za-z0-9_.-], 1-64; default: the
+   * advertised address), its zone (NULL: none), and the address clients
+   * reach it at (default: the bound listen address). */
+  const char *node_id;
+  const char *zone;
+  const char *advertise;
 } kvc_node_server_options;
 
 #define KVC_NODE_SERVER_OPTIONS_INIT \
-  { (uint32_t)sizeof(kvc_node_server_options), NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL }
+  { (uint32_t)sizeof(kvc_node_server_options), NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, \
+    NULL, NULL, NULL, NULL }
 
 /* Opens the cache and starts serving. KVC_ERR_UNAVAILABLE when the address
  * cannot be bound. */

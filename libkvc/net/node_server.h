@@ -31,6 +31,9 @@ struct NodeServerOptions {
   std::string tls_cert_path, tls_key_path, tls_client_ca_path;
   std::string admin_token;     // empty: admin calls refused
   std::string metrics_listen;  // host:port of GET /metrics; empty: none
+  // Cluster membership (libkvc/cluster): "etcd://..." to register with;
+  // empty: standalone. node_id/zone/advertise as kvc_node_server_options.
+  std::string cluster, node_id, zone, advertise;
 };
 
 class NodeServer {

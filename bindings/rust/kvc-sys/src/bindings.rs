@@ -457,6 +457,10 @@ pub struct kvc_node_server_options {
     pub tls_client_ca_path: *const c_char,
     pub admin_token: *const c_char,
     pub metrics_listen: *const c_char,
+    pub cluster: *const c_char,
+    pub node_id: *const c_char,
+    pub zone: *const c_char,
+    pub advertise: *const c_char,
 }
 
 /// As `KVC_NODE_SERVER_OPTIONS_INIT`: `struct_size` set, every other field zero.

@@ -135,6 +135,10 @@ int main(void) {
   printf("offset kvc_node_server_options.tls_client_ca_path %zu\n", offsetof(kvc_node_server_options, tls_client_ca_path));
   printf("offset kvc_node_server_options.admin_token %zu\n", offsetof(kvc_node_server_options, admin_token));
   printf("offset kvc_node_server_options.metrics_listen %zu\n", offsetof(kvc_node_server_options, metrics_listen));
+  printf("offset kvc_node_server_options.cluster %zu\n", offsetof(kvc_node_server_options, cluster));
+  printf("offset kvc_node_server_options.node_id %zu\n", offsetof(kvc_node_server_options, node_id));
+  printf("offset kvc_node_server_options.zone %zu\n", offsetof(kvc_node_server_options, zone));
+  printf("offset kvc_node_server_options.advertise %zu\n", offsetof(kvc_node_server_options, advertise));
   printf("size kvc_node_options %zu\n", sizeof(kvc_node_options));
   printf("align kvc_node_options %zu\n", ALIGN(kvc_node_options));
   printf("offset kvc_node_options.struct_size %zu\n", offsetof(kvc_node_options, struct_size));
@@ -337,6 +341,10 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("offset kvc_node_server_options.tls_client_ca_path".to_string(), offset!(kvc_node_server_options, tls_client_ca_path) as i128),
         ("offset kvc_node_server_options.admin_token".to_string(), offset!(kvc_node_server_options, admin_token) as i128),
         ("offset kvc_node_server_options.metrics_listen".to_string(), offset!(kvc_node_server_options, metrics_listen) as i128),
+        ("offset kvc_node_server_options.cluster".to_string(), offset!(kvc_node_server_options, cluster) as i128),
+        ("offset kvc_node_server_options.node_id".to_string(), offset!(kvc_node_server_options, node_id) as i128),
+        ("offset kvc_node_server_options.zone".to_string(), offset!(kvc_node_server_options, zone) as i128),
+        ("offset kvc_node_server_options.advertise".to_string(), offset!(kvc_node_server_options, advertise) as i128),
         ("size kvc_node_options".to_string(), size_of::<kvc_node_options>() as i128),
         ("align kvc_node_options".to_string(), align_of::<kvc_node_options>() as i128),
         ("offset kvc_node_options.struct_size".to_string(), offset!(kvc_node_options, struct_size) as i128),
