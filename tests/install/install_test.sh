@@ -57,6 +57,12 @@ symbols=$(nm -D --defined-only "$libdir/libkvc.so" | awk '$2 != "A" { sub(/@.*/,
 others=$(grep -v '^kvc_' <<<"$symbols" || true)
 [[ -z $others ]] && echo "SONAME $soname; $(grep -c '^kvc_' <<<"$symbols") symbols, all kvc_*" \
   || fail "libkvc.so exports symbols outside kvc_*: $(tr '\n' ' ' <<<"$others")"
+# Every function kvc.h declares is defined: a declaration without a body
+# links in C (until called) and would fail only in a user's program.
+declared=$(tr '\n' ' ' <"$prefix/include/kvc.h" | grep -o 'KVC_API[^;(]*(' | grep -o 'kvc_[a-z0-9_]*($' | tr -d '(' | sort -u)
+missing=$(comm -23 <(echo "$declared") <(sort -u <<<"$symbols"))
+[[ -z $missing ]] && echo "all $(wc -l <<<"$declared") functions of kvc.h are defined" \
+  || fail "kvc.h declares functions libkvc.so does not define: $(tr '\n' ' ' <<<"$missing")"
 
 step "pkg-config: kvc.pc names this prefix"
 export PKG_CONFIG_PATH=$libdir/pkgconfig
