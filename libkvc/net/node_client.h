@@ -6,6 +6,7 @@
 #ifndef KVC_NET_NODE_CLIENT_H_
 #define KVC_NET_NODE_CLIENT_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,6 +37,10 @@ struct NodeClientOptions {
   // Cluster clients: the membership epoch each store is sent under
   // (StoreBegin.membership_epoch). Unset: 0.
   std::function<uint64_t()> membership_epoch;
+  // Cluster clients: the deadline of the call about to run on this thread,
+  // when it comes before timeout_ms from now (a failover stays within the
+  // caller's deadline). Unset, or a zero time point: timeout_ms. gRPC only.
+  std::function<std::chrono::system_clock::time_point()> call_deadline;
 };
 
 // The namespace fields a client sends (no salt: it never travels).
