@@ -6,6 +6,8 @@
 
 #include <xxhash.h>
 
+#include "util/checksum.h"
+
 namespace kvc::ssd {
 namespace {
 
@@ -89,7 +91,7 @@ Status ScanSegment(int fd, const std::string& path, uint64_t segno, SegmentScan*
         KVC_RETURN_IF_ERROR(PreadFull(fd, value.data(), padded, pos + kPage, path, &got));
         if (got != padded) break;
       }
-      if (XXH3_64bits(value.data(), h.meta.len) != h.meta.checksum) {
+      if (Checksum64(value.data(), h.meta.len) != h.meta.checksum) {
         ++out->discarded_records;  // its header is sound, so the walk goes on
         pos += fp;
         continue;

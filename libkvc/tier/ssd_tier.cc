@@ -26,6 +26,7 @@
 #include "tier/ssd_format.h"
 #include "tier/ssd_io.h"
 #include "tier/ssd_segment.h"
+#include "util/checksum.h"
 
 namespace kvc {
 
@@ -986,7 +987,7 @@ Status SsdTier::Impl::CleanOneLocked(Lock& lk) {
     const bool sound = st.ok() && got == fp && ssd::DecodeRecordHeader(buf.data(), &disk) &&
                        disk.seq == it.seq && disk.id == it.id && disk.offset == it.offset &&
                        disk.meta.len == it.meta.len && disk.meta.checksum == it.meta.checksum &&
-                       XXH3_64bits(buf.data() + kPage, it.meta.len) == it.meta.checksum;
+                       Checksum64(buf.data() + kPage, it.meta.len) == it.meta.checksum;
     lk.lock();
     stats_.bytes_read += got;
     Rec& r = recs_[it.handle];
@@ -1078,7 +1079,7 @@ Status SsdTier::Impl::Put(const SsdBlockId& id, const SsdMeta& meta, const void*
                            std::to_string(max_value_) + " bytes with segments of " +
                            std::to_string(seg_bytes_) + ")");
   }
-  if (XXH3_64bits(data, meta.len) != meta.checksum) {
+  if (Checksum64(data, meta.len) != meta.checksum) {
     return InvalidArgument("Put: meta.checksum is not the XXH3-64 of the value (" + Describe(id) +
                            ")");
   }
@@ -1270,7 +1271,7 @@ Status SsdTier::Impl::Read(const SsdBlockId& id, void* dst, uint64_t len) {
   const bool sound = complete && ssd::DecodeRecordHeader(tls_header_page.data(), &h) &&
                      h.seq == seq && h.segno == seg->no && h.offset == offset && h.id == id &&
                      h.meta.len == len && h.meta.checksum == checksum &&
-                     (hashed ? hash : XXH3_64bits(value, len)) == checksum;
+                     (hashed ? hash : Checksum64(value, len)) == checksum;
   if (sound && value != dst && len != 0) std::memcpy(dst, value, len);
   if (!sound && value == dst && len != 0) std::memset(dst, 0, len);  // never leave wrong bytes
 
