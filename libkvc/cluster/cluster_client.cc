@@ -1,0 +1,663 @@
+// ClusterClient (cluster_client.h) and net::ConnectCluster. Compiled only
+// into kvc_net (libkvc/cluster/CMakeLists.txt).
+#ifdef KVC_NET_BUILD
+#include "cluster/cluster_client.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "cluster/placement.h"
+#include "net/node_service.h"
+
+namespace kvc::cluster {
+
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+// The deadline and membership epoch of the node call running on this
+// thread, read by the per-node clients' hooks (NodeClientOptions).
+thread_local Clock::time_point t_deadline{};
+thread_local uint64_t t_epoch = 0;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t MsLeft(Clock::time_point deadline) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+}
+
+// A failure of the node or the network, as opposed to an answer.
+bool Transient(Code c) { return c == Code::kUnavailable || c == Code::kTimeout || c == Code::kInternal || c == Code::kClosed; }
+
+// Host and port of "host:port" or "[v6]:port".
+bool SplitAddress(const std::string& a, std::string* host, std::string* port) {
+  const size_t colon = a.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  *host = a.substr(0, colon);
+  *port = a.substr(colon + 1);
+  if (host->size() > 1 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  return true;
+}
+
+// Whether a TCP connection to `address` opens within timeout_ms: a refused
+// connection answers at once, where a gRPC connect would wait out its whole
+// timeout on a dead node.
+bool TcpReachable(const std::string& address, int timeout_ms) {
+  std::string host, port;
+  if (!SplitAddress(address, &host, &port)) return true;  // let gRPC judge it
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) return true;
+  bool ok = false;
+  for (addrinfo* ai = res; ai != nullptr && !ok; ai = ai->ai_next) {
+    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) continue;
+    int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc == 0) {
+      ok = true;
+    } else if (errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      if (poll(&p, 1, std::max(1, timeout_ms)) == 1) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        ok = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+      }
+    }
+    close(fd);
+  }
+  freeaddrinfo(res);
+  return ok;
+}
+
+// The addresses of this host: loopback, its name, its interfaces'.
+std::set<std::string> LocalHosts() {
+  std::set<std::string> hosts = {"localhost", "127.0.0.1", "::1", "0.0.0.0"};
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) == 0) hosts.insert(name);
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) == 0) {
+    for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
+      if (i->ifa_addr == nullptr) continue;
+      char buf[INET6_ADDRSTRLEN] = {};
+      if (i->ifa_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof(buf));
+      else if (i->ifa_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, buf, sizeof(buf));
+      if (buf[0]) hosts.insert(buf);
+    }
+    freeifaddrs(ifs);
+  }
+  return hosts;
+}
+
+// One node's connection, shared by every view that names its address.
+struct NodeSlot {
+  explicit NodeSlot(std::string a) : address(std::move(a)) {}
+  const std::string address;
+  std::mutex mu;
+  std::shared_ptr<net::NodeClient> client;  // GUARDED_BY(mu); null: not connected
+  std::atomic<int64_t> down_until_ms{0};
+  bool Down() const { return NowMs() < down_until_ms.load(std::memory_order_relaxed); }
+};
+
+// A membership view with its placement and connections.
+struct ViewState {
+  std::shared_ptr<const MembershipView> view;
+  std::shared_ptr<const Placement> placement;
+  std::vector<std::shared_ptr<NodeSlot>> slots;  // one per view->nodes
+  std::vector<bool> local;                        // one per view->nodes
+  std::shared_ptr<const ViewState> previous;      // the view before, if any
+  int64_t since_ms = 0;
+};
+
+class ClusterClient final : public net::NodeClient {
+ public:
+  ClusterClient(std::unique_ptr<MembershipSource> source, const ClusterClientOptions& options)
+      : source_(std::move(source)), options_(options) {
+    if (options_.local_node.empty())
+      if (const char* e = std::getenv("KVC_CLUSTER_LOCAL_NODE")) options_.local_node = e;
+    local_hosts_ = LocalHosts();
+    node_options_ = options_.node;
+    node_options_.max_retries = 0;  // failover is ours
+    node_options_.call_deadline = [] { return t_deadline; };
+    node_options_.membership_epoch = [] { return t_epoch; };
+    Install(source_->Current());
+    token_ = source_->Subscribe([this](std::shared_ptr<const MembershipView> v) { Install(std::move(v)); });
+  }
+  ~ClusterClient() override { source_->Unsubscribe(token_); }
+
+  Result<std::string> StatsJson() override;
+  Result<size_t> Match(const net::NodeNamespace& ns, const std::vector<BlockKey>& keys,
+                       std::vector<uint8_t>* tiers) override;
+  Result<size_t> MatchTokens(const net::NodeNamespace& ns, const std::vector<uint32_t>& tokens,
+                             std::vector<uint8_t>* tiers, std::vector<BlockKey>* keys) override;
+  Status Get(const net::NodeNamespace& ns, const BlockKey& key, uint32_t shard, void* dst, uint64_t dst_cap,
+             uint64_t* size) override;
+  Status Put(const net::NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
+             uint64_t ttl_ms, const BlockKey* parent) override;
+  Status Delete(const net::NodeNamespace& ns, const BlockKey& key) override;
+  Result<uint64_t> BumpRevision(const net::NodeNamespace& ns) override;
+  Result<std::string> TenantCreate(const net::NodeTenantSpec& spec) override;
+  Result<std::string> TenantListJson() override;
+  Status TenantSetQuota(const std::string& name, int64_t host_quota_bytes, int64_t ssd_quota_bytes,
+                        int32_t borrow) override;
+  Status TenantDelete(const std::string& name) override;
+
+ private:
+  void Install(std::shared_ptr<const MembershipView> view);
+  std::shared_ptr<const ViewState> State() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return state_;
+  }
+  Clock::time_point Deadline() const { return Clock::now() + std::chrono::milliseconds(options_.node.timeout_ms); }
+  // The node's client, connecting it if needed; KVC_ERR_UNAVAILABLE at once
+  // for a node marked down.
+  Result<std::shared_ptr<net::NodeClient>> Acquire(NodeSlot& s, Clock::time_point deadline);
+  void Fail(NodeSlot& s, const std::shared_ptr<net::NodeClient>& c);
+  // The nodes that may hold `key`, in the order to read them.
+  std::vector<NodeSlot*> ReadCandidates(const ViewState& st, const BlockKey& key) const;
+  // Every node of the view (draining included), for calls made on all.
+  std::vector<NodeSlot*> AllNodes(const ViewState& st) const;
+  // Runs `fn(slot, client)` on each node in parallel within `deadline`;
+  // one status per node (a node that cannot be reached: its failure).
+  std::vector<Status> OnEach(const std::vector<NodeSlot*>& nodes, Clock::time_point deadline, uint64_t epoch,
+                             const std::function<Status(net::NodeClient&, size_t)>& fn);
+  // The status of a call made on several nodes that needs all of them.
+  static Status AllOf(const std::vector<NodeSlot*>& nodes, const std::vector<Status>& res, const char* what);
+
+  std::unique_ptr<MembershipSource> source_;
+  ClusterClientOptions options_;
+  net::NodeClientOptions node_options_;
+  std::set<std::string> local_hosts_;
+  uint64_t token_ = 0;
+  std::atomic<uint64_t> spread_{0};
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const ViewState> state_;                    // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<NodeSlot>> slots_;   // GUARDED_BY(mu_), by address
+};
+
+void ClusterClient::Install(std::shared_ptr<const MembershipView> view) {
+  if (!view) return;
+  auto st = std::make_shared<ViewState>();
+  st->view = view;
+  st->placement = std::make_shared<const Placement>(view);
+  st->since_ms = NowMs();
+  std::string host, port;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (state_ && state_->view->epoch > view->epoch) return;  // an older view arrived late
+  for (const auto& n : view->nodes) {
+    auto& slot = slots_[n.address];
+    if (!slot) slot = std::make_shared<NodeSlot>(n.address);
+    st->slots.push_back(slot);
+    bool local = false;
+    if (!options_.local_node.empty())
+      local = n.id == options_.local_node || n.address == options_.local_node;
+    else if (SplitAddress(n.address, &host, &port))
+      local = local_hosts_.count(host) > 0;
+    st->local.push_back(local);
+  }
+  if (state_) {
+    // Keep one view back (not a chain): reads try its owners for a while.
+    auto prev = std::make_shared<ViewState>(*state_);
+    prev->previous.reset();
+    st->previous = std::move(prev);
+  }
+  state_ = std::move(st);
+}
+
+Result<std::shared_ptr<net::NodeClient>> ClusterClient::Acquire(NodeSlot& s, Clock::time_point deadline) {
+  {
+    std::lock_guard<std::mutex> lk(s.mu);
+    if (s.client) return s.client;
+  }
+  if (s.Down()) return Status(Code::kUnavailable, "node " + s.address + " failed less than " +
+                                                     std::to_string(options_.down_ms) + " ms ago");
+  const int64_t left = MsLeft(deadline);
+  if (left <= 0) return Status(Code::kTimeout, "the deadline passed before node " + s.address + " was asked");
+  net::NodeClientOptions o = node_options_;
+  o.connect_timeout_ms = static_cast<uint32_t>(std::min<int64_t>(o.connect_timeout_ms, left));
+  if (!TcpReachable(s.address, static_cast<int>(o.connect_timeout_ms))) {
+    s.down_until_ms = NowMs() + options_.down_ms;
+    return Status(Code::kUnavailable, "node " + s.address + " refuses connections");
+  }
+  auto c = net::ConnectGrpc(s.address, o);
+  if (!c.ok()) {
+    s.down_until_ms = NowMs() + options_.down_ms;
+    return c.status();
+  }
+  std::lock_guard<std::mutex> lk(s.mu);
+  if (!s.client) s.client = std::shared_ptr<net::NodeClient>(std::move(*c));
+  return s.client;
+}
+
+void ClusterClient::Fail(NodeSlot& s, const std::shared_ptr<net::NodeClient>& c) {
+  s.down_until_ms = NowMs() + options_.down_ms;
+  std::lock_guard<std::mutex> lk(s.mu);
+  if (s.client == c) s.client.reset();  // a fresh channel next time, no gRPC back-off
+}
+
+std::vector<NodeSlot*> ClusterClient::ReadCandidates(const ViewState& st, const BlockKey& key) const {
+  std::vector<uint32_t> idx;
+  std::vector<NodeSlot*> out;
+  std::vector<bool> local;
+  st.placement->ReadOrder(key, &idx);
+  for (uint32_t i : idx) {
+    out.push_back(st.slots[i].get());
+    local.push_back(st.local[i]);
+  }
+  // The local node first among the current owners.
+  for (size_t j = 1; j < out.size(); ++j)
+    if (local[j] && !local[0]) {
+      std::rotate(out.begin(), out.begin() + j, out.begin() + j + 1);
+      break;
+    }
+  if (st.previous && NowMs() - st.since_ms < kPreviousViewMs) {
+    st.previous->placement->ReadOrder(key, &idx);
+    for (uint32_t i : idx) {
+      NodeSlot* s = st.previous->slots[i].get();
+      if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+    }
+  }
+  std::stable_partition(out.begin(), out.end(), [](NodeSlot* s) { return !s->Down(); });
+  return out;
+}
+
+std::vector<NodeSlot*> ClusterClient::AllNodes(const ViewState& st) const {
+  std::vector<NodeSlot*> out;
+  for (const auto& s : st.slots) out.push_back(s.get());
+  return out;
+}
+
+std::vector<Status> ClusterClient::OnEach(const std::vector<NodeSlot*>& nodes, Clock::time_point deadline,
+                                          uint64_t epoch,
+                                          const std::function<Status(net::NodeClient&, size_t)>& fn) {
+  std::vector<Status> res(nodes.size());
+  auto one = [&](size_t j) {
+    auto c = Acquire(*nodes[j], deadline);
+    if (!c.ok()) {
+      res[j] = c.status();
+      return;
+    }
+    t_deadline = deadline;
+    t_epoch = epoch;
+    res[j] = fn(**c, j);
+    t_deadline = {};
+    t_epoch = 0;
+    if (Transient(res[j].code())) Fail(*nodes[j], *c);
+  };
+  std::vector<std::future<void>> rest;
+  for (size_t j = 1; j < nodes.size(); ++j) rest.push_back(std::async(std::launch::async, one, j));
+  if (!nodes.empty()) one(0);
+  for (auto& f : rest) f.get();
+  return res;
+}
+
+Status ClusterClient::AllOf(const std::vector<NodeSlot*>& nodes, const std::vector<Status>& res, const char* what) {
+  size_t done = 0;
+  std::string why;
+  Code code = Code::kOk;
+  for (size_t j = 0; j < res.size(); ++j) {
+    if (res[j].ok() || res[j].code() == Code::kNotFound) {
+      ++done;
+      continue;
+    }
+    if (code == Code::kOk || (Transient(code) && !Transient(res[j].code()))) code = res[j].code();
+    why += "; node " + nodes[j]->address + ": " + res[j].message();
+  }
+  if (done == res.size()) return Status::Ok();
+  return Status(code, std::string(what) + " done on " + std::to_string(done) + " of " + std::to_string(res.size()) +
+                          " nodes" + why);
+}
+
+Status ClusterClient::Put(const net::NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src,
+                          uint64_t len, uint64_t ttl_ms, const BlockKey* parent) {
+  const auto deadline = Deadline();
+  std::vector<uint32_t> idx;
+  for (int attempt = 0;; ++attempt) {
+    auto st = State();
+    st->placement->WriteReplicas(key, &idx);
+    const uint32_t r = st->view->config.replication;
+    const uint32_t w = std::clamp<uint32_t>(st->view->config.write_quorum, 1, std::max<uint32_t>(r, 1));
+    if (idx.size() < w)
+      return Status(Code::kUnavailable, "a store needs " + std::to_string(w) + " replica(s) but only " +
+                                            std::to_string(idx.size()) + " node(s) are up for writes");
+    std::vector<NodeSlot*> nodes;
+    for (uint32_t i : idx) nodes.push_back(st->slots[i].get());
+    auto res = OnEach(nodes, deadline, st->view->epoch, [&](net::NodeClient& c, size_t) {
+      return c.Put(ns, key, shard, src, len, ttl_ms, parent);
+    });
+    size_t acks = 0, exists = 0, fenced = 0;
+    for (const auto& s : res) {
+      acks += s.ok() || s.code() == Code::kExists;
+      exists += s.code() == Code::kExists;
+      fenced += s.code() == Code::kFenced;
+    }
+    if (acks >= w) return exists == acks ? Status(Code::kExists, "the block is already stored") : Status::Ok();
+    if (fenced && attempt < 3 && MsLeft(deadline) > 0) {
+      // A replica knows a newer membership: catch up and place again.
+      auto v = source_->Refresh(static_cast<uint32_t>(MsLeft(deadline)));
+      if (v && v->epoch > st->view->epoch) {
+        Install(v);
+        continue;
+      }
+    }
+    // Not committed: say why, the most telling failure first (an answer
+    // such as QUOTA before a node that could not be reached).
+    Code code = Code::kOk;
+    std::string why;
+    for (size_t j = 0; j < res.size(); ++j) {
+      if (res[j].ok() || res[j].code() == Code::kExists) continue;
+      const Code c = res[j].code();
+      if (code == Code::kOk || c == Code::kFenced || (Transient(code) && !Transient(c) && code != Code::kFenced))
+        code = c;
+      why += "; node " + nodes[j]->address + ": " + res[j].message();
+    }
+    if (MsLeft(deadline) <= 0 && Transient(code)) code = Code::kTimeout;
+    return Status(code, "stored on " + std::to_string(acks) + " of the " + std::to_string(w) +
+                            " replica(s) a commit needs (R=" + std::to_string(r) + ")" + why);
+  }
+}
+
+Status ClusterClient::Get(const net::NodeNamespace& ns, const BlockKey& key, uint32_t shard, void* dst,
+                          uint64_t dst_cap, uint64_t* size) {
+  const auto deadline = Deadline();
+  auto st = State();
+  bool answered = false;
+  Status last(Code::kUnavailable, "no node holds this key");
+  for (NodeSlot* s : ReadCandidates(*st, key)) {
+    if (MsLeft(deadline) <= 0) {
+      if (!answered) last = Status(Code::kTimeout, "the deadline passed during failover: " + last.message());
+      break;
+    }
+    auto c = Acquire(*s, deadline);
+    if (!c.ok()) {
+      last = c.status();
+      continue;
+    }
+    t_deadline = deadline;
+    Status r = (*c)->Get(ns, key, shard, dst, dst_cap, size);
+    t_deadline = {};
+    if (r.ok()) return r;
+    if (r.code() == Code::kNotFound) {
+      answered = true;
+      continue;
+    }
+    if (r.code() == Code::kCorrupt) {  // that copy is bad: another replica may be whole
+      last = r;
+      continue;
+    }
+    if (!Transient(r.code())) return r;
+    Fail(*s, *c);
+    last = r;
+  }
+  if (answered) return NotFound();
+  return last;
+}
+
+Result<size_t> ClusterClient::Match(const net::NodeNamespace& ns, const std::vector<BlockKey>& keys,
+                                    std::vector<uint8_t>* tiers) {
+  if (keys.size() > net::kMaxMatchKeys) return InvalidArgument("more than " + std::to_string(net::kMaxMatchKeys) + " keys");
+  const auto deadline = Deadline();
+  auto st = State();
+  const size_t n = keys.size();
+  std::vector<std::vector<NodeSlot*>> cands(n);
+  for (size_t i = 0; i < n; ++i) cands[i] = ReadCandidates(*st, keys[i]);
+  std::vector<size_t> pos(n, 0);
+  std::vector<uint8_t> present(n, 0), tier(n, 0);
+  size_t absent = n;  // the first key no candidate holds
+  bool answered = false;
+  Status last = Status::Ok();
+  while (MsLeft(deadline) > 0) {
+    size_t f = 0;
+    while (f < n && present[f]) ++f;
+    for (size_t i = f; i < absent; ++i)
+      if (!present[i] && pos[i] >= cands[i].size()) absent = i;
+    if (f >= absent) break;
+    // The unresolved keys, each to its current candidate, in chain order.
+    std::map<NodeSlot*, std::vector<size_t>> groups;
+    for (size_t i = f; i < absent; ++i)
+      if (!present[i]) groups[cands[i][pos[i]]].push_back(i);
+    std::vector<NodeSlot*> nodes;
+    std::vector<std::vector<size_t>*> members;
+    for (auto& [s, m] : groups) {
+      nodes.push_back(s);
+      members.push_back(&m);
+    }
+    std::vector<size_t> matched(nodes.size(), 0);
+    std::vector<std::vector<uint8_t>> got(nodes.size());
+    auto res = OnEach(nodes, deadline, 0, [&](net::NodeClient& c, size_t j) {
+      std::vector<BlockKey> sub;
+      for (size_t i : *members[j]) sub.push_back(keys[i]);
+      auto m = c.Match(ns, sub, &got[j]);
+      if (m.ok()) matched[j] = *m;
+      return m.status();
+    });
+    for (size_t j = 0; j < nodes.size(); ++j) {
+      const auto& m = *members[j];
+      if (res[j].ok()) {
+        answered = true;
+        for (size_t k = 0; k < matched[j] && k < m.size(); ++k) {
+          present[m[k]] = 1;
+          tier[m[k]] = k < got[j].size() ? got[j][k] : 0;
+        }
+        if (matched[j] < m.size()) ++pos[m[matched[j]]];  // absent there; keys after it: unknown
+      } else if (Transient(res[j].code())) {
+        last = res[j];
+        for (size_t i : m) ++pos[i];
+      } else {
+        return res[j];
+      }
+    }
+  }
+  size_t lead = 0;
+  while (lead < n && present[lead]) ++lead;
+  if (!answered && n > 0 && lead == 0 && !last.ok()) return last;
+  if (tiers) {
+    tiers->assign(n, 0);
+    for (size_t i = 0; i < lead; ++i) (*tiers)[i] = tier[i];
+  }
+  return lead;
+}
+
+Result<size_t> ClusterClient::MatchTokens(const net::NodeNamespace& ns, const std::vector<uint32_t>& tokens,
+                                          std::vector<uint8_t>* tiers, std::vector<BlockKey>* keys) {
+  // Any node hashes the tokens (an isolated tenant's salt lives on the
+  // nodes, not here); then the keys are matched on their owners.
+  const auto deadline = Deadline();
+  auto st = State();
+  const size_t n = st->slots.size();
+  std::vector<NodeSlot*> order;
+  for (size_t j = 0; j < n; ++j)
+    if (st->local[j]) order.push_back(st->slots[j].get());
+  const size_t start = n ? spread_.fetch_add(1, std::memory_order_relaxed) % n : 0;
+  for (size_t j = 0; j < n; ++j) {
+    NodeSlot* s = st->slots[(start + j) % n].get();
+    if (std::find(order.begin(), order.end(), s) == order.end()) order.push_back(s);
+  }
+  std::stable_partition(order.begin(), order.end(), [](NodeSlot* s) { return !s->Down(); });
+  Status last(Code::kUnavailable, "the cluster has no node");
+  for (NodeSlot* s : order) {
+    if (MsLeft(deadline) <= 0) return Status(Code::kTimeout, "the deadline passed: " + last.message());
+    auto c = Acquire(*s, deadline);
+    if (!c.ok()) {
+      last = c.status();
+      continue;
+    }
+    std::vector<BlockKey> k;
+    t_deadline = deadline;
+    auto r = (*c)->MatchTokens(ns, tokens, nullptr, &k);
+    t_deadline = {};
+    if (!r.ok()) {
+      if (!Transient(r.status().code())) return r.status();
+      Fail(*s, *c);
+      last = r.status();
+      continue;
+    }
+    auto m = Match(ns, k, tiers);
+    if (keys) *keys = std::move(k);
+    return m;
+  }
+  return last;
+}
+
+Status ClusterClient::Delete(const net::NodeNamespace& ns, const BlockKey& key) {
+  const auto deadline = Deadline();
+  auto st = State();
+  std::vector<NodeSlot*> nodes = ReadCandidates(*st, key);
+  auto res = OnEach(nodes, deadline, 0, [&](net::NodeClient& c, size_t) { return c.Delete(ns, key); });
+  Status all = AllOf(nodes, res, "delete");
+  if (!all.ok()) return all;
+  for (const auto& s : res)
+    if (s.ok()) return Status::Ok();
+  return NotFound();
+}
+
+Result<uint64_t> ClusterClient::BumpRevision(const net::NodeNamespace& ns) {
+  const auto deadline = Deadline();
+  auto st = State();
+  auto nodes = AllNodes(*st);
+  std::vector<uint64_t> epochs(nodes.size(), 0);
+  auto res = OnEach(nodes, deadline, 0, [&](net::NodeClient& c, size_t j) {
+    auto e = c.BumpRevision(ns);
+    if (e.ok()) epochs[j] = *e;
+    return e.status();
+  });
+  KVC_RETURN_IF_ERROR(AllOf(nodes, res, "the revision bump"));
+  return *std::max_element(epochs.begin(), epochs.end());
+}
+
+Result<std::string> ClusterClient::StatsJson() {
+  const auto deadline = Deadline();
+  auto st = State();
+  auto nodes = AllNodes(*st);
+  std::vector<std::string> out(nodes.size());
+  auto res = OnEach(nodes, deadline, 0, [&](net::NodeClient& c, size_t j) {
+    auto s = c.StatsJson();
+    if (s.ok()) out[j] = std::move(*s);
+    return s.status();
+  });
+  // The sums of the nodes' counters at the top (as one node's stats), and
+  // each node under "cluster".
+  nlohmann::json j = nlohmann::json::object(), list = nlohmann::json::array();
+  size_t up = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const auto& info = st->view->nodes[i];
+    nlohmann::json n = {{"id", info.id},
+                        {"address", info.address},
+                        {"zone", info.zone},
+                        {"state", info.state == NodeState::kUp ? "up" : "draining"},
+                        {"capacity_weight", st->placement->weight(static_cast<uint32_t>(i))},
+                        {"reachable", res[i].ok()}};
+    if (res[i].ok()) {
+      auto s = nlohmann::json::parse(out[i], nullptr, false);
+      if (!s.is_discarded()) {
+        ++up;
+        for (auto it = s.begin(); it != s.end(); ++it)
+          if (it.value().is_number_unsigned()) j[it.key()] = j.value(it.key(), uint64_t{0}) + it.value().get<uint64_t>();
+        n["stats"] = std::move(s);
+      }
+    } else {
+      n["error"] = res[i].ToString();
+    }
+    list.push_back(std::move(n));
+  }
+  if (up == 0 && !nodes.empty()) return Status(Code::kUnavailable, "no node of the cluster answered: " + res[0].message());
+  j["cluster"] = {{"epoch", st->view->epoch},
+                  {"replication", st->view->config.replication},
+                  {"write_quorum", st->view->config.write_quorum},
+                  {"nodes_reachable", up},
+                  {"nodes", std::move(list)}};
+  return j.dump();
+}
+
+Result<std::string> ClusterClient::TenantCreate(const net::NodeTenantSpec&) {
+  // Each node would mint its own credential: a cluster's tenants come from
+  // its configuration (kvc cluster tenant), not from one call forwarded.
+  return Status(Code::kUnsupported,
+                "creating a tenant through a cluster address is not supported: each node would mint another "
+                "credential; create it in the cluster configuration (kvc cluster tenant) or on each node");
+}
+
+Result<std::string> ClusterClient::TenantListJson() {
+  const auto deadline = Deadline();
+  auto st = State();
+  Status last(Code::kUnavailable, "the cluster has no node");
+  for (NodeSlot* s : AllNodes(*st)) {
+    std::string out;
+    auto res = OnEach({s}, deadline, 0, [&](net::NodeClient& c, size_t) {
+      auto r = c.TenantListJson();
+      if (r.ok()) out = std::move(*r);
+      return r.status();
+    });
+    if (res[0].ok()) return out;
+    if (!Transient(res[0].code())) return res[0];
+    last = res[0];
+  }
+  return last;
+}
+
+Status ClusterClient::TenantSetQuota(const std::string& name, int64_t host_quota_bytes, int64_t ssd_quota_bytes,
+                                     int32_t borrow) {
+  auto st = State();
+  auto nodes = AllNodes(*st);
+  auto res = OnEach(nodes, Deadline(), 0, [&](net::NodeClient& c, size_t) {
+    return c.TenantSetQuota(name, host_quota_bytes, ssd_quota_bytes, borrow);
+  });
+  return AllOf(nodes, res, "the quota change");
+}
+
+Status ClusterClient::TenantDelete(const std::string& name) {
+  auto st = State();
+  auto nodes = AllNodes(*st);
+  auto res = OnEach(nodes, Deadline(), 0, [&](net::NodeClient& c, size_t) { return c.TenantDelete(name); });
+  return AllOf(nodes, res, "the tenant deletion");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<net::NodeClient>> OpenClusterClient(std::unique_ptr<MembershipSource> source,
+                                                           const ClusterClientOptions& options) {
+  if (!source) return InvalidArgument("no membership source");
+  auto view = source->Current();
+  if (!view || view->nodes.empty()) return Status(Code::kUnavailable, "the cluster has no live node");
+  return std::unique_ptr<net::NodeClient>(new ClusterClient(std::move(source), options));
+}
+
+}  // namespace kvc::cluster
+
+namespace kvc::net {
+
+Result<std::unique_ptr<NodeClient>> ConnectCluster(const std::string& address, const NodeClientOptions& options) {
+  Result<std::unique_ptr<cluster::MembershipSource>> source =
+      address.rfind("etcd://", 0) == 0 ? cluster::EtcdMembership(address, options.connect_timeout_ms)
+                                       : cluster::StaticMembership(address);
+  if (!source.ok()) return source.status();
+  cluster::ClusterClientOptions o;
+  o.node = options;
+  return cluster::OpenClusterClient(std::move(*source), o);
+}
+
+}  // namespace kvc::net
+#endif  // KVC_NET_BUILD

@@ -1,0 +1,53 @@
+// ClusterClient: a whole cluster as one NodeClient (docs/cluster.md,
+// "Replication"). kvc_node_connect("peers:..." or "etcd://...") and the
+// CLI's --node commands reach it through net::ConnectCluster.
+//
+// It follows a MembershipSource (a new view is used at once) and holds one
+// NodeClient per node, connected lazily and dropped on a transport failure
+// (the node is then skipped for down_ms and reconnected on its next use).
+// - Put: the key's R write replicas in parallel, each store sent under the
+//   view's epoch; OK once write_quorum replicas acknowledged (EXISTS counts).
+//   KVC_ERR_FENCED from a replica: refresh the view and retry, within the
+//   deadline. Returns when every replica answered (the caller's buffer is
+//   read until then).
+// - Get: the replicas one after another (the local node first, nodes
+//   marked down last), then the owners of the previous view for
+//   kPreviousViewMs after a change; a miss or a failure moves to the next.
+// - Match: the keys grouped per owner, asked in parallel; a key one owner
+//   lacks is asked of its next owner.
+// - Delete: every node that may hold the key; BumpRevision, tenant
+//   administration: every node. They fail when one node could not be done.
+// Every call keeps within timeout_ms (NodeClientOptions).
+//
+// Thread-safe: calls may run from any thread at once.
+#ifndef KVC_CLUSTER_CLUSTER_CLIENT_H_
+#define KVC_CLUSTER_CLUSTER_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "cluster/membership.h"
+#include "net/node_client.h"
+
+namespace kvc::cluster {
+
+struct ClusterClientOptions {
+  net::NodeClientOptions node;  // for every node; timeout_ms is the call's deadline
+  // The node to prefer for reads (an id or an address). Empty: the nodes
+  // whose address names this host (loopback, the host name, one of its
+  // interface addresses). Environment: KVC_CLUSTER_LOCAL_NODE.
+  std::string local_node;
+  // How long a node that failed is skipped. Default: 1000 ms.
+  uint32_t down_ms = 1000;
+};
+
+// The owners of the previous view stay readable this long after a
+// membership change (a joining node fills lazily).
+constexpr int64_t kPreviousViewMs = 60000;
+
+Result<std::unique_ptr<net::NodeClient>> OpenClusterClient(std::unique_ptr<MembershipSource> source,
+                                                           const ClusterClientOptions& options);
+
+}  // namespace kvc::cluster
+
+#endif  // KVC_CLUSTER_CLUSTER_CLIENT_H_
