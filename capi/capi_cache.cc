@@ -10,6 +10,9 @@
 #include "capi_convert.h"
 #include "capi_internal.h"
 #include "core/cache.h"
+#if defined(KVC_NODE)
+#include "net/remote_tier.h"
+#endif
 
 struct kvc_namespace;
 
@@ -190,6 +193,28 @@ Result<CacheOptions> CacheOptionsFromC(const kvc_cache_options* opts) {
     o.ssd_capacity_bytes = opts->ssd_capacity_bytes;
   }
   if (KVC_HAS(opts, kvc_cache_options, ssd_policy) && opts->ssd_policy) o.ssd_policy = opts->ssd_policy;
+  if (KVC_HAS(opts, kvc_cache_options, remote_address) && opts->remote_address) {
+    o.remote_address = opts->remote_address;
+    if (o.remote_address.empty()) return InvalidArgument("remote_address is empty; NULL means no remote tier");
+#if defined(KVC_NODE)
+    o.remote_factory = net::NewRemoteTier;
+#else
+    return Status(Code::kUnsupported, "remote_address '" + o.remote_address +
+                                          "': this libkvc was built without gRPC, so it has no remote tier");
+#endif
+  }
+  if (KVC_HAS(opts, kvc_cache_options, remote_tenant) && opts->remote_tenant) o.remote_tenant = opts->remote_tenant;
+  if (KVC_HAS(opts, kvc_cache_options, remote_credential) && opts->remote_credential)
+    o.remote_credential = opts->remote_credential;
+  if (KVC_HAS(opts, kvc_cache_options, remote_timeout_ms) && opts->remote_timeout_ms)
+    o.remote_timeout_ms = opts->remote_timeout_ms;
+  if (KVC_HAS(opts, kvc_cache_options, remote_tls_ca_path) && opts->remote_tls_ca_path)
+    o.remote_tls_ca_path = opts->remote_tls_ca_path;
+  if (o.remote_address.empty() && (!o.remote_tenant.empty() || !o.remote_credential.empty() ||
+                                   !o.remote_tls_ca_path.empty()))
+    return InvalidArgument("remote_tenant, remote_credential and remote_tls_ca_path need remote_address");
+  if (!o.remote_credential.empty() && o.remote_tenant.empty())
+    return InvalidArgument("remote_credential is set but remote_tenant is not");
   return o;
 }
 
@@ -258,6 +283,8 @@ KVC_EXPORT int kvc_namespace_open(kvc_namespace** out, kvc_cache* cache,
         fields->salt = t->salt;
       }
       tenant_id = t->id;
+      // The remote tier makes this tenant's requests with its credential.
+      cache->rep->SetRemoteIdentity(tenant_id, tenant, credential ? credential : "");
     } else if (!cache->rep->tenants().tenants().empty()) {
       return Status(Code::kPermission, "this cache has tenants: open the namespace as a tenant with its credential");
     }
@@ -314,7 +341,7 @@ KVC_EXPORT int kvc_namespace_info_get(kvc_namespace* ns, kvc_namespace_info* out
 KVC_EXPORT int kvc_namespace_bump_revision(kvc_namespace* ns, uint64_t* out_epoch, kvc_error* err) {
   return Guard(err, [&]() -> Status {
     KVC_RETURN_IF_ERROR(Live(ns));
-    const uint64_t e = ns->cache->rep->BumpRevision(*ns->rep);
+    const uint64_t e = ns->cache->rep->BumpRevision(*ns->rep, ns->tenant);
     if (out_epoch) *out_epoch = e;
     return Status::Ok();
   });
@@ -577,7 +604,7 @@ KVC_EXPORT int kvc_delete(kvc_namespace* ns, const kvc_key* key, kvc_error* err)
   return Guard(err, [&]() -> Status {
     KVC_RETURN_IF_ERROR(Live(ns));
     KVC_REQUIRE_ARG(key, "key");
-    return ns->cache->rep->Delete(*ns->rep, AsKey(key));
+    return ns->cache->rep->Delete(*ns->rep, AsKey(key), ns->tenant);
   });
 }
 

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "util/checksum.h"
+
 namespace kvc {
 namespace {
 
@@ -69,6 +71,15 @@ Result<std::unique_ptr<Cache>> Cache::Open(const CacheOptions& options) {
     auto lk = cache->tier_->Lock();
     cache->tier_->SetQuotasLocked(std::move(quotas));
   }
+  if (!options.remote_address.empty()) {
+    if (!options.remote_factory) {
+      return Status(Code::kUnsupported, "remote_address '" + options.remote_address +
+                                            "': this libkvc was built without gRPC, so it has no remote tier");
+    }
+    auto remote = options.remote_factory(options);
+    if (!remote.ok()) return remote.status();
+    cache->remote_ = std::move(remote).value();
+  }
   cache->maintenance_ = std::thread([c = cache.get()] { c->MaintenanceLoop(); });
   return cache;
 }
@@ -96,6 +107,11 @@ Cache::~Cache() {
   }
   maint_cv_.notify_all();
   if (maintenance_.joinable()) maintenance_.join();
+  // The remote tier is sent what is queued (each send bounded by its deadline).
+  if (remote_) {
+    (void)remote_->Flush();
+    remote_.reset();
+  }
   // Write-back owes the SSD tier what is staged: drain it, then make it durable.
   if (tier_) tier_->SetEvictHook(nullptr);
   demoter_.reset();
@@ -181,6 +197,7 @@ void Cache::FreeEntry(EntryId eid) {
 size_t Cache::Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t* tiers, uint32_t tenant) {
   const int64_t now = NowMs();
   size_t matched = 0;
+  Miss why = Miss::kAbsent;
   for (; matched < keys.size(); ++matched) {
     const BlockKey& key = keys[matched];
     Found miss = Found::kHit;
@@ -202,13 +219,16 @@ size_t Cache::Match(NamespaceState& ns, std::span<const BlockKey> keys, uint8_t*
       }
     }
     if (miss != Found::kHit) {
-      CountMiss(MissOf(miss, key), key, tenant);
+      why = MissOf(miss, key);
       break;
     }
     if (tiers != nullptr) tiers[matched] = tier;
   }
   if (tiers != nullptr)
     for (size_t i = matched; i < keys.size(); ++i) tiers[i] = 0;
+  // The node, for the keys past the local prefix.
+  if (matched < keys.size() && remote_) matched += MatchRemote(ns, keys, matched, tiers, tenant, &why);
+  if (matched < keys.size()) CountMiss(why, keys[matched], tenant);
   CountHits(tenant, matched);
   return matched;
 }
@@ -320,13 +340,14 @@ Status Cache::BeginStore(NamespaceState& ns, const BlockKey& key, uint32_t shard
   }
   Entry& e = tier_->pool().at(eid);
   *out = Reservation{&ns, eid, token, tier_->data(e), ns.shard_bytes, params.ttl_ms,
-                     params.write_through && ssd_ != nullptr, params.durable};
+                     params.write_through && ssd_ != nullptr, params.durable,
+                     remote_ != nullptr && !params.from_ssd && !params.from_remote};
   return Status::Ok();
 }
 
 Status Cache::Commit(Reservation& r) {
   Entry& e = tier_->pool().at(r.entry);
-  const uint64_t checksum = XXH3_64bits(r.data, r.size);
+  const uint64_t checksum = Checksum64(r.data, r.size);
   const int64_t now = NowMs();
   BlockId bid{e.ns, e.shard, e.key};
   auto& s = index_.StripeOf(bid);
@@ -340,6 +361,12 @@ Status Cache::Commit(Reservation& r) {
       e.epoch == r.ns->epoch.load(std::memory_order_acquire)) {
     through = WriteThrough(r, e, checksum);
   }
+  // The remote tier's copy, taken while the writer still owns the bytes
+  // (once visible they may be evicted and reused); sent once committed.
+  std::vector<uint8_t> forward;
+  if (r.forward && e.state.load() == EntryState::kPending) forward.assign(r.data, r.data + r.size);
+  uint32_t tenant = 0;
+  uint64_t epoch = 0;
   {
     std::lock_guard<std::mutex> lk(s.mu);
     const EntryState st = e.state.load(std::memory_order_acquire);
@@ -363,6 +390,8 @@ Status Cache::Commit(Reservation& r) {
       e.checksum = checksum;
       e.on_ssd = e.on_ssd || (r.write_through && through.ok());
       e.expires_at = expires_at = r.ttl_ms ? now + static_cast<int64_t>(r.ttl_ms) : 0;
+      tenant = e.tenant;
+      epoch = e.epoch;
       e.state.store(EntryState::kCommitted, std::memory_order_release);
       auto tl = tier_->Lock();
       tier_->InsertLocked(r.entry, e.parent, e.parent_gen);
@@ -383,6 +412,7 @@ Status Cache::Commit(Reservation& r) {
       while (expires_at < cur && !next_expiry_.compare_exchange_weak(cur, expires_at)) {
       }
     }
+    if (!forward.empty()) remote_->Put(*r.ns, tenant, epoch, bid.key, bid.shard, std::move(forward), r.ttl_ms);
   }
   NotifyWaiters();
   r = Reservation{};
@@ -512,6 +542,7 @@ Status Cache::Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void
   } else if (s.code() == Code::kNotFound && ssd_) {
     s = LoadFromSsd(ns, key, shard, dst, &why);
   }
+  if (s.code() == Code::kNotFound && remote_) s = LoadFromRemote(ns, key, shard, dst, tenant, &why);
   if (s.code() == Code::kNotFound) {
     CountMiss(why, key, tenant);
     return NotFound();
@@ -529,6 +560,10 @@ Status Cache::AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shar
   Status s = Pin(ns, key, shard, &eid, &why);
   // A view needs host memory: a block only on SSD is promoted first.
   if (s.code() == Code::kNotFound && ssd_ && PromoteForView(ns, key, shard, &why)) {
+    s = Pin(ns, key, shard, &eid, &why);
+  }
+  // ... and so is a block only on the node.
+  if (s.code() == Code::kNotFound && remote_ && PromoteFromRemote(ns, key, shard, tenant, &why)) {
     s = Pin(ns, key, shard, &eid, &why);
   }
   if (s.code() == Code::kNotFound) {
@@ -564,7 +599,7 @@ Status Cache::ReleaseView(uint64_t id) {
   return Status::Ok();
 }
 
-Status Cache::Delete(NamespaceState& ns, const BlockKey& key) {
+Status Cache::Delete(NamespaceState& ns, const BlockKey& key, uint32_t tenant) {
   bool any = false;
   for (uint32_t shard = 0; shard < ns.shards; ++shard) {
     BlockId bid{ns.index, shard, key};
@@ -589,14 +624,27 @@ Status Cache::Delete(NamespaceState& ns, const BlockKey& key) {
     if (to_free != kNoEntry) FreeEntry(to_free);
     if (ssd_ && ssd_->Erase(SsdIdOf(ns, key, shard)).ok()) any = true;
   }
+  if (remote_) {
+    Status rs = remote_->Delete(ns, tenant, key);
+    if (rs.ok()) any = true;
+    else if (rs.code() != Code::kNotFound && !IsNodeDown(rs))
+      std::fprintf(stderr, "kvc: remote tier: a delete did not reach node %s: %s\n", remote_->address().c_str(),
+                   rs.ToString().c_str());
+  }
   NotifyWaiters();
   if (!any) return NotFound("no block with that key is stored");
   c_.deletes.fetch_add(1, std::memory_order_relaxed);
   return Status::Ok();
 }
 
-uint64_t Cache::BumpRevision(NamespaceState& ns) {
+uint64_t Cache::BumpRevision(NamespaceState& ns, uint32_t tenant) {
   const uint64_t e = ns.epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+  if (remote_) {
+    Status s = remote_->BumpRevision(ns, tenant);
+    if (!s.ok())
+      std::fprintf(stderr, "kvc: remote tier: a revision bump did not reach node %s: %s\n",
+                   remote_->address().c_str(), s.ToString().c_str());
+  }
   if (ssd_) {
     Status s = ssd_->BumpNamespace(ns.hasher.seed(), e);
     if (!s.ok()) std::fprintf(stderr, "kvc: SSD tier: cannot persist a revision bump: %s\n", s.ToString().c_str());
@@ -801,6 +849,7 @@ nlohmann::json Cache::StatsJson() {
     out["tiers"]["ssd"] = ssd_->StatsJson();
     out["tiers"]["ssd"]["hits"] = st.ssd_hits;
   }
+  if (remote_) out["remote"] = RemoteStatsJson();
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,6 +29,7 @@
 #include "core/block_key.h"
 #include "core/entry.h"
 #include "core/key_hasher.h"
+#include "core/remote_tier.h"
 #include "core/sharded_index.h"
 #include "tenant/tenant_registry.h"
 #include "tier/demoter.h"
@@ -54,6 +56,18 @@ struct CacheOptions {
   uint64_t ssd_segment_bytes = 0;   // Default: the SSD tier's
   bool promote_on_hit = true;       // copy SSD hits into host DRAM
   uint64_t demote_staging_bytes = 0;  // Default: min(64 MiB, host capacity / 4)
+  // The remote tier below the local ones (kvc_cache_options.remote_*):
+  // a node address; empty: none. remote_tenant/remote_credential are the
+  // identity of namespaces opened without a tenant (empty: none).
+  std::string remote_address;
+  std::string remote_tenant, remote_credential;
+  std::string remote_tls_ca_path;      // empty: plaintext
+  uint32_t remote_timeout_ms = 2000;   // deadline of each remote request
+  uint32_t remote_backoff_ms = 1000;   // after a failure, lookups miss at once this long
+  uint64_t remote_queue_bytes = 0;     // Default: min(64 MiB, host capacity / 4)
+  // Builds the remote tier; required with remote_address (the C shim sets
+  // it in gRPC builds: libkvc/net/remote_tier.h). Unset: KVC_ERR_UNSUPPORTED.
+  std::function<Result<std::unique_ptr<RemoteTier>>(const CacheOptions&)> remote_factory;
   static constexpr uint64_t kMinCapacity = 64 * 1024;
 };
 
@@ -83,6 +97,7 @@ struct StoreParams {
   bool write_through = false;          // also write to the SSD tier at commit
   bool durable = false;                // write-through: wait until durable
   bool from_ssd = false;               // a promotion: already on the SSD tier
+  bool from_remote = false;            // a promotion: already on the node
 };
 
 // A reservation: the right to write one block shard. A value owned by the
@@ -96,6 +111,7 @@ struct Reservation {
   uint64_t ttl_ms = 0;  // from commit; 0 = never expires
   bool write_through = false;
   bool durable = false;
+  bool forward = false;  // send to the remote tier once committed
 };
 
 struct View {
@@ -134,6 +150,12 @@ class Cache {
   Result<TenantConfig> Authenticate(const std::string& name, const std::string& credential) const {
     return tenants_.Authenticate(name, credential);
   }
+  // Reads the tenants file again and applies it at once (cache_tenants.cc):
+  // new tenants authenticate, a deleted one no longer does, quotas change in
+  // the host and SSD tiers, and a deleted tenant's blocks go first when
+  // anyone needs room (at once on the SSD tier). KVC_ERR_UNSUPPORTED
+  // without a tenants file; on an error the old tenants stay.
+  Status ReloadTenants();
 
   // Leading blocks of `keys` present with every shard; `tiers` (may be null)
   // gets the holding tier of each matched block (kvc_tier values).
@@ -154,13 +176,19 @@ class Cache {
   Status AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,
                      uint32_t pin_timeout_ms, View* out, uint32_t tenant = 0);
   Status ReleaseView(uint64_t id);
-  // Removes every shard of `key`; pending reservations of it are cancelled.
-  Status Delete(NamespaceState& ns, const BlockKey& key);
-  uint64_t BumpRevision(NamespaceState& ns);
+  // Removes every shard of `key` (from the remote tier too, as `tenant`);
+  // pending reservations of it are cancelled.
+  Status Delete(NamespaceState& ns, const BlockKey& key, uint32_t tenant = 0);
+  // Makes older blocks invisible; forwarded to the remote tier as `tenant`.
+  uint64_t BumpRevision(NamespaceState& ns, uint32_t tenant = 0);
   // Makes every block owed to the SSD tier (write-back demotions, earlier
   // write-through stores) durable. OK without an SSD tier.
   Status Flush();
   SsdTier* ssd() { return ssd_.get(); }
+  RemoteTier* remote() { return remote_.get(); }
+  // The remote tier's identity for local tenant `tenant` (the namespace's
+  // tenant name and plaintext credential). No-op without a remote tier.
+  void SetRemoteIdentity(uint32_t tenant, const std::string& name, const std::string& credential);
 
   CacheStats Stats();
   nlohmann::json StatsJson();
@@ -190,6 +218,15 @@ class Cache {
   bool PromoteForView(NamespaceState& ns, const BlockKey& key, uint32_t shard, Miss* why);
   Status WriteThrough(const Reservation& r, const Entry& e, uint64_t checksum);
   void Demote(const Entry& e, const uint8_t* data);
+  // The remote tier part of the chain (cache_remote.cc).
+  Status LoadFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, uint32_t tenant,
+                        Miss* why);
+  bool PromoteFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t shard, uint32_t tenant, Miss* why);
+  // Blocks of keys[from..] on the node; marks them in `tiers`. *why becomes
+  // kNodeDown when the node could not answer.
+  size_t MatchRemote(NamespaceState& ns, std::span<const BlockKey> keys, size_t from, uint8_t* tiers,
+                     uint32_t tenant, Miss* why);
+  nlohmann::json RemoteStatsJson();
   NamespaceState* NamespaceAt(uint32_t index);
   void Unpin(EntryId eid);
   void CountMiss(Miss m, const BlockKey& key, uint32_t tenant);
@@ -205,6 +242,7 @@ class Cache {
   std::unique_ptr<HostTier> tier_;
   std::unique_ptr<SsdTier> ssd_;
   std::unique_ptr<Demoter> demoter_;
+  std::unique_ptr<RemoteTier> remote_;
 
   std::mutex ns_mu_;
   std::map<std::string, std::unique_ptr<NamespaceState>> namespaces_;  // GUARDED_BY(ns_mu_)
@@ -235,7 +273,7 @@ class Cache {
   struct Counters {
     std::atomic<uint64_t> hits{0}, misses[kMissReasons]{}, stores{0}, store_exists{0},
         store_pending{0}, aborts{0}, reservations_expired{0}, pins_expired{0}, expirations{0},
-        deletes{0}, bytes_stored{0}, bytes_loaded{0}, promotions{0}, ssd_hits{0};
+        deletes{0}, bytes_stored{0}, bytes_loaded{0}, promotions{0}, ssd_hits{0}, remote_promotions{0};
   } c_;
   static constexpr uint32_t kMaxTenants = 4096;
   std::unique_ptr<std::atomic<uint64_t>[]> tenant_hits_, tenant_misses_;

@@ -144,9 +144,16 @@ void Cache::Demote(const Entry& e, const uint8_t* data) {
 }
 
 Status Cache::Flush() {
-  if (!ssd_) return Status::Ok();
-  demoter_->Drain();
-  return ssd_->Flush();
+  Status st = Status::Ok();
+  if (ssd_) {
+    demoter_->Drain();
+    st = ssd_->Flush();
+  }
+  if (remote_) {  // the stores queued for the node: sent, or given up
+    Status r = remote_->Flush();
+    if (st.ok()) st = r;
+  }
+  return st;
 }
 
 }  // namespace kvc

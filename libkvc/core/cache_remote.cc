@@ -1,0 +1,98 @@
+// Cache: the remote tier, below host DRAM and SSD. A block missing locally
+// is looked up on the node: match reports KVC_TIER_REMOTE for it, a load
+// fetches it straight into the caller's buffer and promotes it into host
+// DRAM, a view fetches it into a fresh DRAM reservation. A node that cannot
+// answer is a miss with reason node_down. Committed stores reach the node
+// through RemoteTier::Put (queued, see Commit), deletes and revision bumps
+// through Delete and BumpRevision (cache.cc).
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "core/cache.h"
+
+namespace kvc {
+namespace {
+
+constexpr uint8_t kTierRemote = 4;       // KVC_TIER_REMOTE
+constexpr size_t kMaxRemoteMatch = 65536;  // keys per node Match (docs/node.md)
+
+}  // namespace
+
+void Cache::SetRemoteIdentity(uint32_t tenant, const std::string& name, const std::string& credential) {
+  if (remote_ && tenant != 0) remote_->SetIdentity(tenant, name, credential);
+}
+
+size_t Cache::MatchRemote(NamespaceState& ns, std::span<const BlockKey> keys, size_t from, uint8_t* tiers,
+                          uint32_t tenant, Miss* why) {
+  const size_t n = std::min(keys.size() - from, kMaxRemoteMatch);
+  auto r = remote_->Match(ns, tenant, keys.subspan(from, n));
+  if (!r.ok()) {
+    if (IsNodeDown(r.status())) *why = Miss::kNodeDown;
+    return 0;
+  }
+  const size_t got = std::min(*r, n);
+  if (tiers != nullptr) std::fill(tiers + from, tiers + from + got, kTierRemote);
+  if (got > 0) *why = Miss::kAbsent;  // the next key: on neither the local tiers nor the node
+  return got;
+}
+
+Status Cache::LoadFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, uint32_t tenant,
+                             Miss* why) {
+  Status s = remote_->Get(ns, tenant, key, shard, dst, ns.shard_bytes);
+  if (!s.ok()) {
+    if (IsNodeDown(s)) *why = Miss::kNodeDown;
+    else if (s.code() == Code::kCorrupt) *why = Miss::kCorrupt;
+    return NotFound();
+  }
+  if (!options_.promote_on_hit) return Status::Ok();
+  StoreParams p;
+  p.tenant = tenant;
+  p.from_remote = true;
+  Reservation r;
+  if (!BeginStore(ns, key, shard, p, &r).ok()) return Status::Ok();  // present, pending or no room: fine
+  std::memcpy(r.data, dst, r.size);
+  if (Commit(r).ok()) c_.remote_promotions.fetch_add(1, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+bool Cache::PromoteFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t shard, uint32_t tenant, Miss* why) {
+  StoreParams p;
+  p.tenant = tenant;
+  p.from_remote = true;
+  Reservation r;
+  Status s = BeginStore(ns, key, shard, p, &r);
+  if (s.code() == Code::kExists) return true;  // promoted meanwhile
+  if (!s.ok()) return false;
+  s = remote_->Get(ns, tenant, key, shard, r.data, r.size);  // straight into host memory
+  if (!s.ok()) {
+    if (IsNodeDown(s)) *why = Miss::kNodeDown;
+    else if (s.code() == Code::kCorrupt) *why = Miss::kCorrupt;
+    Abort(r);
+    c_.aborts.fetch_sub(1, std::memory_order_relaxed);  // not the caller's abort
+    return false;
+  }
+  if (!Commit(r).ok()) return false;
+  c_.remote_promotions.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+nlohmann::json Cache::RemoteStatsJson() {
+  const RemoteStats s = remote_->Stats();
+  return nlohmann::json{{"address", remote_->address()},
+                        {"hits", s.hits},
+                        {"misses", s.misses},
+                        {"node_down", s.node_down},
+                        {"refused", s.refused},
+                        {"bytes_loaded", s.bytes_loaded},
+                        {"promotions", c_.remote_promotions.load()},
+                        {"sends", s.sends},
+                        {"bytes_sent", s.bytes_sent},
+                        {"sends_dropped", s.sends_dropped},
+                        {"send_failures", s.send_failures},
+                        {"queue_bytes", s.queue_bytes},
+                        {"queue_capacity_bytes", s.queue_capacity_bytes},
+                        {"connects", s.connects}};
+}
+
+}  // namespace kvc
