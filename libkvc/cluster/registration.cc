@@ -1,0 +1,208 @@
+// Compiled only into kvc_net (libkvc/cluster/CMakeLists.txt).
+#ifdef KVC_NET_BUILD
+#include "cluster/registration.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#if KVC_HAVE_ETCD
+#include "cluster/etcd_client.h"
+#endif
+#include "cluster/etcd_layout.h"
+
+namespace kvc::cluster {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// How long before the granted TTL runs out the node stops trusting its
+// lease: etcd counts the TTL from when it received the renewal, the node
+// from when it sent it, so only clock-rate drift and scheduling remain.
+int64_t MarginMs(int64_t ttl_ms) { return std::max<int64_t>(500, ttl_ms / 4); }
+
+}  // namespace
+
+#if KVC_HAVE_ETCD
+
+Result<std::unique_ptr<Registration>> Registration::Start(const RegistrationOptions& options) {
+  auto a = ParseEtcdAddress(options.cluster);
+  if (!a.ok()) return a.status();
+  if (options.address.empty()) return InvalidArgument("a cluster node needs the address clients reach it at");
+  std::unique_ptr<Registration> r(new Registration);
+  r->opts_ = options;
+  r->id_ = options.node_id;
+  if (r->id_.empty()) {
+    for (char c : options.address) r->id_ += (c == ':' || c == '[' || c == ']') ? '-' : c;
+    while (!r->id_.empty() && r->id_.front() == '-') r->id_.erase(0, 1);
+  }
+  if (!ValidName(r->id_))
+    return InvalidArgument("node id '" + r->id_ + "' must be 1-64 of [A-Za-z0-9_.-]");
+  r->ttl_s_ = options.ttl_s;
+  if (r->ttl_s_ == 0) {
+    const char* env = std::getenv("KVC_CLUSTER_LEASE_TTL_S");
+    r->ttl_s_ = env && *env ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10)) : 6;
+  }
+  if (r->ttl_s_ < 2 || r->ttl_s_ > 3600)
+    return InvalidArgument("the lease TTL must be 2..3600 seconds, not " + std::to_string(r->ttl_s_));
+  r->key_ = NodeKey(a->cluster, r->id_);
+  r->drain_key_ = DrainingKey(a->cluster, r->id_);
+  auto etcd = EtcdClient::Create(a->endpoints);
+  if (!etcd.ok()) return etcd.status();
+  r->etcd_ = std::move(etcd).value();
+  Status s = r->Register(options.timeout_ms ? options.timeout_ms : 5000);
+  if (!s.ok() && s.code() != Code::kExists)
+    return Status(Code::kUnavailable, "cannot register node '" + r->id_ + "' in cluster '" + a->cluster +
+                                          "': " + s.message());
+  if (!s.ok()) r->Log(s.message() + "; writes are fenced until this node registers");
+  r->thread_ = std::thread([p = r.get()] { p->Run(); });
+  return r;
+}
+
+Status Registration::Register(uint32_t timeout_ms) {
+  NodeInfo n;
+  n.id = id_;
+  n.address = opts_.address;
+  n.zone = opts_.zone;
+  n.capacity_bytes = opts_.capacity_bytes;
+  auto mark = etcd_->Range(drain_key_, false, timeout_ms);
+  if (!mark.ok()) return mark.status();
+  if (!mark->kvs.empty()) n.state = NodeState::kDraining;
+  const std::string value = EncodeNode(n, opts_.version);
+
+  const int64_t t0 = NowNs();
+  int64_t granted = 0;
+  auto lease = etcd_->LeaseGrant(ttl_s_, &granted, timeout_ms);
+  if (!lease.ok()) return lease.status();
+  const int64_t ttl_ms = granted * 1000;
+  auto give_up = [&](Status s) {
+    (void)etcd_->LeaseRevoke(*lease, 1000);
+    return s;
+  };
+  EtcdPut put{key_, value, *lease, false};
+  auto txn = etcd_->Txn({{key_, EtcdCompare::Target::kCreateRevision, 0}}, {put}, timeout_ms);
+  if (!txn.ok()) return give_up(txn.status());
+  uint64_t epoch = static_cast<uint64_t>(txn->revision);
+  if (!txn->succeeded) {
+    auto cur = etcd_->Range(key_, false, timeout_ms);
+    if (!cur.ok()) return give_up(cur.status());
+    if (cur->kvs.empty()) return give_up(Status(Code::kExists, "node '" + id_ + "' was registered meanwhile"));
+    const EtcdKv& kv = cur->kvs[0];
+    if (kv.lease == *lease) {
+      epoch = static_cast<uint64_t>(kv.create_revision);  // our own, an answer lost on the way
+    } else {
+      auto other = DecodeNode(id_, kv.value);
+      if (!other.ok() || other->address != opts_.address)
+        return give_up(Status(Code::kExists, "node id '" + id_ + "' is registered by another node at " +
+                                                 (other.ok() ? other->address : std::string("?")) +
+                                                 " (retrying until its lease expires)"));
+      // This node's own record from before a restart: the old process no
+      // longer listens on this address, so delete the record (if unchanged)
+      // and create it again, at a new epoch.
+      auto del = etcd_->DeleteIf(key_, kv.mod_revision, timeout_ms);
+      if (!del.ok()) return give_up(del.status());
+      auto again = etcd_->Txn({{key_, EtcdCompare::Target::kCreateRevision, 0}}, {put}, timeout_ms);
+      if (!again.ok()) return give_up(again.status());
+      if (!again->succeeded) return give_up(Status(Code::kExists, "node '" + id_ + "' was registered meanwhile"));
+      epoch = static_cast<uint64_t>(again->revision);
+    }
+  }
+  lease_ = *lease;
+  granted_ttl_ms_ = ttl_ms;
+  epoch_.store(epoch);
+  valid_until_ns_.store(t0 + (ttl_ms - MarginMs(ttl_ms)) * 1000000);
+  Log("registered as '" + id_ + "' at epoch " + std::to_string(epoch) + " (lease TTL " + std::to_string(granted) +
+      " s)");
+  return Status::Ok();
+}
+
+void Registration::Run() {
+  std::string last_error;
+  while (true) {
+    uint32_t wait_ms;
+    if (lease_ == 0) {
+      Status s = Register(std::max<uint32_t>(1000, ttl_s_ * 1000 / 3));
+      if (!s.ok() && s.message() != last_error) Log(s.message());
+      last_error = s.ok() ? "" : s.message();
+      wait_ms = s.ok() ? ttl_s_ * 1000 / 3 : 500;
+    } else {
+      const int64_t t0 = NowNs();
+      auto ttl = etcd_->LeaseKeepAlive(lease_, std::max<uint32_t>(500, ttl_s_ * 1000 / 3));
+      if (ttl.ok()) {
+        granted_ttl_ms_ = *ttl * 1000;
+        valid_until_ns_.store(t0 + (granted_ttl_ms_ - MarginMs(granted_ttl_ms_)) * 1000000);
+        if (!last_error.empty()) Log("lease renewed again");
+        last_error.clear();
+        wait_ms = ttl_s_ * 1000 / 3;
+      } else if (ttl.status().code() == Code::kNotFound) {
+        valid_until_ns_.store(0);
+        Log("lease lost (" + ttl.status().message() + "): writes fenced; registering again");
+        lease_ = 0;
+        epoch_.store(0);
+        wait_ms = 0;
+      } else {
+        if (ttl.status().message() != last_error) Log("cannot renew the lease: " + ttl.status().message());
+        last_error = ttl.status().message();
+        wait_ms = 250;
+      }
+    }
+    std::unique_lock<std::mutex> lk(mu_);
+    if (cv_.wait_for(lk, std::chrono::milliseconds(wait_ms), [&] { return stop_; })) return;
+  }
+}
+
+void Registration::Stop(uint32_t timeout_ms) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  valid_until_ns_.store(0);
+  if (lease_ != 0) {
+    Status s = etcd_->LeaseRevoke(lease_, timeout_ms);
+    if (!s.ok()) Log("cannot revoke the lease (the record expires with it): " + s.message());
+    lease_ = 0;
+  }
+}
+
+#else  // !KVC_HAVE_ETCD
+
+Result<std::unique_ptr<Registration>> Registration::Start(const RegistrationOptions& options) {
+  return Status(Code::kUnsupported,
+                "this kvc was built without etcd membership (the etcd protos of golang-etcd-server-dev were "
+                "not found)");
+}
+void Registration::Stop(uint32_t) {}
+
+#endif  // KVC_HAVE_ETCD
+
+Registration::~Registration() { Stop(1000); }
+
+Status Registration::Admit(uint64_t membership_epoch) const {
+  const int64_t until = valid_until_ns_.load();
+  const int64_t now = NowNs();
+  if (until == 0 || now >= until)
+    return Status(Code::kFenced, "node '" + id_ + "' holds no valid cluster lease (" +
+                                     (until == 0 ? std::string("not registered")
+                                                 : "last renewal expired " + std::to_string((now - until) / 1000000) +
+                                                       " ms ago") +
+                                     "): it refuses writes until it has registered again");
+  const uint64_t epoch = epoch_.load();
+  if (membership_epoch != 0 && membership_epoch < epoch)
+    return Status(Code::kFenced, "the writer's membership epoch " + std::to_string(membership_epoch) +
+                                     " is older than node '" + id_ + "''s registration at epoch " +
+                                     std::to_string(epoch) + ": refresh the membership and retry");
+  return Status::Ok();
+}
+
+void Registration::Log(const std::string& m) const {
+  std::fprintf(stderr, "kvc node %s: cluster: %s\n", id_.c_str(), m.c_str());
+}
+
+}  // namespace kvc::cluster
+#endif  // KVC_NET_BUILD

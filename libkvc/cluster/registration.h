@@ -1,0 +1,95 @@
+// Registration: a node's membership in an etcd cluster, and its write fence.
+//
+// The node registers /kvc/<cluster>/nodes/<id> (etcd_layout.h) under a
+// lease of ttl_s seconds, created only if absent (a transaction on the key's
+// create_revision), and renews the lease every ttl_s/3. Its registered
+// epoch is the revision of that creation. When etcd reports the lease
+// expired (the node was paused, or etcd was away past the TTL) the node
+// registers again, at a new epoch.
+//
+// The fence (Admit) admits a store only while the lease is known to be
+// valid — the last renewal was sent less than the granted TTL minus a
+// margin ago, on the node's monotonic clock, so a node resumed after a
+// pause past its TTL refuses at once — and only from writers whose
+// membership epoch is 0 (none given) or at least the registered epoch.
+// Otherwise KVC_ERR_FENCED. Without etcd for longer than the TTL the node
+// fences every write (the safe side) while reads go on.
+//
+// Thread-safe: Admit() and registered_epoch() from any thread.
+#ifndef KVC_CLUSTER_REGISTRATION_H_
+#define KVC_CLUSTER_REGISTRATION_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "cluster/membership.h"
+#include "util/status.h"
+
+namespace kvc::cluster {
+
+class EtcdClient;
+
+struct RegistrationOptions {
+  std::string cluster;    // "etcd://HOST:PORT[,...]/CLUSTER"
+  std::string node_id;    // Default: the address with ':' and '[]' made '-'
+  std::string address;    // host:port clients reach the node at (required)
+  std::string zone;       // Default: none
+  uint64_t capacity_bytes = 0;
+  std::string version;    // the node's kvc version, for `kvc cluster nodes`
+  // Lease TTL in seconds. Default (0): $KVC_CLUSTER_LEASE_TTL_S, else 6.
+  uint32_t ttl_s = 0;
+  // How long Start waits for etcd. Default: 5000 ms.
+  uint32_t timeout_ms = 5000;
+};
+
+class Registration {
+ public:
+  // Connects to etcd and registers. KVC_ERR_UNAVAILABLE when etcd cannot
+  // be reached within timeout_ms. When another live process holds the id
+  // (at another address), Start succeeds but the node stays fenced and
+  // retries until that registration's lease expires.
+  static Result<std::unique_ptr<Registration>> Start(const RegistrationOptions& options);
+  // Stop(1000).
+  ~Registration();
+
+  // The write fence (NodeService::set_write_fence).
+  Status Admit(uint64_t membership_epoch) const;
+  // The epoch of the current registration; 0 while there is none.
+  uint64_t registered_epoch() const { return epoch_.load(); }
+  const std::string& node_id() const { return id_; }
+  uint32_t ttl_s() const { return ttl_s_; }
+
+  // Stops renewing and revokes the lease (so the node leaves the cluster at
+  // once), waiting up to timeout_ms for etcd. Idempotent.
+  void Stop(uint32_t timeout_ms);
+
+ private:
+  Registration() = default;
+  Status Register(uint32_t timeout_ms);
+  void Run();
+  void Log(const std::string& m) const;
+
+  RegistrationOptions opts_;
+  std::string id_, key_, drain_key_;
+  uint32_t ttl_s_ = 6;
+  std::unique_ptr<EtcdClient> etcd_;
+
+  int64_t lease_ = 0;                     // the thread's (and Stop's, after it)
+  int64_t granted_ttl_ms_ = 0;            // the thread's
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<int64_t> valid_until_ns_{0};  // steady clock; 0: no lease
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace kvc::cluster
+
+#endif  // KVC_CLUSTER_REGISTRATION_H_
