@@ -799,6 +799,35 @@ KVC_API int kvc_node_tenant_set_quota(kvc_node *node, const char *name,
 KVC_API int kvc_node_tenant_delete(kvc_node *node, const char *name,
                                    kvc_error *err);
 
+/* ---- Cluster administration (docs/cluster.md) ---------------------------
+ *
+ * `address` names a cluster: "etcd://HOST:PORT[,HOST:PORT...]/NAME" (its
+ * nodes register under /kvc/NAME/ in etcd) or, for kvc_cluster_nodes_json
+ * only, a static "peers:HOST:PORT,...[?replication=R&write_quorum=W]" list.
+ * timeout_ms bounds each call's wait for etcd (0: 5000 ms); an etcd that
+ * cannot be reached in it is KVC_ERR_UNAVAILABLE. Without gRPC or without
+ * etcd support in the build: KVC_ERR_UNSUPPORTED. Thread-safe. */
+
+/* Writes the cluster config: `replication` nodes per block (1..64) and the
+ * `write_quorum` acknowledgements that commit a store (1..replication).
+ * KVC_ERR_EXISTS when the cluster already has a config and `overwrite` is
+ * 0. Nodes and clients watching the cluster follow the change at once. */
+KVC_API int kvc_cluster_init(const char *address, uint32_t replication,
+                             uint32_t write_quorum, int overwrite,
+                             uint32_t timeout_ms, kvc_error *err);
+/* The cluster's current membership as JSON in *out (free with
+ * kvc_string_free): {"cluster","epoch","replication","write_quorum",
+ * "nodes":[{"id","address","zone","capacity_bytes","state",
+ * "registered_epoch"}]}, nodes sorted by id, state "up" or "draining". */
+KVC_API int kvc_cluster_nodes_json(char **out, const char *address,
+                                   uint32_t timeout_ms, kvc_error *err);
+/* Marks the registered node `node_id` draining (`undo` 0) or up again
+ * (`undo` 1): a draining node serves reads and placement gives it no new
+ * blocks; the mark survives the node's re-registration.
+ * KVC_ERR_NOT_FOUND when no node of that id is registered. */
+KVC_API int kvc_cluster_drain(const char *address, const char *node_id,
+                              int undo, uint32_t timeout_ms, kvc_error *err);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -37,6 +37,7 @@ Registration RegisterMatch(CLI::App& root);
 Registration RegisterGet(CLI::App& root);
 Registration RegisterPut(CLI::App& root);
 Registration RegisterRm(CLI::App& root);
+Registration RegisterCluster(CLI::App& root);
 
 enum class Output { kTable, kJson, kCsv };
 

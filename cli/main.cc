@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
       RegisterGet(root),
       RegisterPut(root),
       RegisterRm(root),
+      RegisterCluster(root),
   };
   try {
     root.parse(argc, argv);

@@ -878,4 +878,28 @@ extern "C" {
     pub fn kvc_node_tenant_set_quota(node: *mut kvc_node, name: *const c_char, host_quota_bytes: i64, ssd_quota_bytes: i64, borrow: i32, err: *mut kvc_error) -> c_int;
 
     pub fn kvc_node_tenant_delete(node: *mut kvc_node, name: *const c_char, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Writes the cluster config: `replication` nodes per block (1..64) and the
+    /// `write_quorum` acknowledgements that commit a store (1..replication).
+    /// KVC_ERR_EXISTS when the cluster already has a config and `overwrite` is
+    /// 0. Nodes and clients watching the cluster follow the change at once.
+    /// ```
+    pub fn kvc_cluster_init(address: *const c_char, replication: u32, write_quorum: u32, overwrite: c_int, timeout_ms: u32, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// The cluster's current membership as JSON in *out (free with
+    /// kvc_string_free): {"cluster","epoch","replication","write_quorum",
+    /// "nodes":[{"id","address","zone","capacity_bytes","state",
+    /// "registered_epoch"}]}, nodes sorted by id, state "up" or "draining".
+    /// ```
+    pub fn kvc_cluster_nodes_json(out: *mut *mut c_char, address: *const c_char, timeout_ms: u32, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Marks the registered node `node_id` draining (`undo` 0) or up again
+    /// (`undo` 1): a draining node serves reads and placement gives it no new
+    /// blocks; the mark survives the node's re-registration.
+    /// KVC_ERR_NOT_FOUND when no node of that id is registered.
+    /// ```
+    pub fn kvc_cluster_drain(address: *const c_char, node_id: *const c_char, undo: c_int, timeout_ms: u32, err: *mut kvc_error) -> c_int;
 }
