@@ -40,7 +40,7 @@ Result<std::unique_ptr<Cache>> Cache::Open(const CacheOptions& options) {
     cache->tenants_ = std::move(reg).value();
   }
   auto tier = HostTier::Create(options.host_capacity_bytes, options.prefault, options.host_policy,
-                               &cache->index_);
+                               &cache->index_, options.shared_arena);
   if (!tier.ok()) return tier.status();
   cache->tier_ = std::move(tier).value();
   if (!options.ssd_dir.empty()) {

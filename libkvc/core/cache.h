@@ -56,6 +56,9 @@ struct CacheOptions {
   uint64_t ssd_segment_bytes = 0;   // Default: the SSD tier's
   bool promote_on_hit = true;       // copy SSD hits into host DRAM
   uint64_t demote_staging_bytes = 0;  // Default: min(64 MiB, host capacity / 4)
+  // The host arena in a memfd that a node hands to same-host clients
+  // (HostArena, docs/node.md). Default: a private anonymous mapping.
+  bool shared_arena = false;
   // The remote tier below the local ones (kvc_cache_options.remote_*):
   // a node address; empty: none. remote_tenant/remote_credential are the
   // identity of namespaces opened without a tenant (empty: none).
@@ -185,6 +188,9 @@ class Cache {
   // write-through stores) durable. OK without an SSD tier.
   Status Flush();
   SsdTier* ssd() { return ssd_.get(); }
+  // The host tier's arena: View::data and Reservation::data point into it;
+  // fd() is its memfd when CacheOptions::shared_arena.
+  const HostArena& host_arena() const { return tier_->arena(); }
   RemoteTier* remote() { return remote_.get(); }
   // The remote tier's identity for local tenant `tenant` (the namespace's
   // tenant name and plaintext credential). No-op without a remote tier.

@@ -8,11 +8,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include "net/node_service.h"
+#include "net/shm_server.h"
 
 namespace kvc::net {
 
 Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& options) {
-  auto cache = Cache::Open(options.cache);
+  CacheOptions co = options.cache;
+  co.shared_arena = co.shared_arena || !options.unix_path.empty();  // handed to same-host clients
+  auto cache = Cache::Open(co);
   if (!cache.ok()) return cache.status();
   std::unique_ptr<NodeServer> s(new NodeServer);
   s->cache_ = std::move(cache).value();
@@ -32,18 +35,25 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   if (s->server_ == nullptr || port == 0)
     return Status(Code::kUnavailable, "cannot listen on " + options.listen);
   s->address_ = options.listen.substr(0, colon + 1) + std::to_string(port);
+  if (!options.unix_path.empty()) {
+    auto shm = ShmServer::Start(*s->cache_, options.unix_path, options.write_through);
+    if (!shm.ok()) return shm.status();
+    s->shm_ = std::move(shm).value();
+  }
   return s;
 }
 
 NodeServer::~NodeServer() { Shutdown(0); }
 
 void NodeServer::Shutdown(uint32_t grace_ms) {
+  if (shm_) shm_->Stop();  // before the cache: its connections' pins go back to it
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
     server_->Wait();
     server_.reset();
   }
   service_.reset();
+  shm_.reset();
   cache_.reset();
 }
 

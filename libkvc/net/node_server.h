@@ -18,6 +18,7 @@ class Server;
 namespace kvc::net {
 
 class NodeService;
+class ShmServer;
 
 struct NodeServerOptions {
   CacheOptions cache;
@@ -57,6 +58,7 @@ class NodeServer {
   std::unique_ptr<Cache> cache_;
   std::unique_ptr<NodeService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ShmServer> shm_;  // the same-host path, when unix_path is set
   std::string address_;
   std::string metrics_address_;
 };

@@ -6,11 +6,11 @@ namespace kvc {
 
 Result<std::unique_ptr<HostTier>> HostTier::Create(uint64_t capacity_bytes, bool prefault,
                                                    const std::string& policy_name,
-                                                   ShardedIndex* index) {
+                                                   ShardedIndex* index, bool shared_arena) {
   // The policy first: a bad name is refused before any memory is mapped.
   auto policy = MakePolicy(policy_name.empty() ? DefaultPolicyName() : policy_name, capacity_bytes);
   if (!policy.ok()) return policy.status();
-  auto arena = HostArena::Create(capacity_bytes, prefault);
+  auto arena = HostArena::Create(capacity_bytes, prefault, shared_arena);
   if (!arena.ok()) return arena.status();
   return std::unique_ptr<HostTier>(
       new HostTier(std::move(arena).value(), std::move(policy).value(), index));

@@ -32,13 +32,16 @@ namespace kvc {
 
 class HostTier {
  public:
+  // shared_arena: the arena lives in a memfd (HostArena).
   static Result<std::unique_ptr<HostTier>> Create(uint64_t capacity_bytes, bool prefault,
-                                                  const std::string& policy, ShardedIndex* index);
+                                                  const std::string& policy, ShardedIndex* index,
+                                                  bool shared_arena = false);
 
   std::unique_lock<std::mutex> Lock() { return std::unique_lock<std::mutex>(mu_); }
 
   EntryPool& pool() { return pool_; }
   uint8_t* data(const Entry& e) const { return arena_->at(e.offset); }
+  const HostArena& arena() const { return *arena_; }
   uint64_t capacity() const { return allocator_.capacity(); }
 
   // A fresh entry slot. REQUIRES: tier lock.
