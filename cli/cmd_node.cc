@@ -1,6 +1,8 @@
 // kvc stat|match|get|put|rm --node ADDR: clients of a kvc node, through the
 // C ABI's kvc_node_* calls. Credentials come from --tenant/--credential or
-// KVC_TENANT/KVC_CREDENTIAL; the namespace from the layout flags.
+// KVC_TENANT/KVC_CREDENTIAL (stat: or the admin token, for the whole node's
+// counters); TLS from --tls-ca/--tls-cert/--tls-key; the namespace from the
+// layout flags.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -11,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "node_conn.h"
 
 namespace kvc::cli {
 namespace {
@@ -18,6 +21,7 @@ namespace {
 struct NodeArgs {
   std::string node, tenant, credential;
   uint32_t timeout_ms = 0;
+  NodeConnFlags conn;
   Output out = Output::kTable;
   // namespace
   std::string hash, model, revision, adapter, dtype = "fp16";
@@ -34,6 +38,7 @@ void AddConnection(CLI::App* app, NodeArgs* a) {
   app->add_option("--tenant", a->tenant, "Tenant to act as")->envname("KVC_TENANT");
   app->add_option("--credential", a->credential, "The tenant's credential")->envname("KVC_CREDENTIAL");
   app->add_option("--timeout-ms", a->timeout_ms, "Deadline of the call (default 10000)");
+  AddNodeConnFlags(app, &a->conn);
   AddOutputFlags(app, &a->out, false);
 }
 
@@ -71,6 +76,8 @@ int WithNode(const char* cmd, const NodeArgs& a, const std::function<int(kvc_nod
   o.tenant = a.tenant.empty() ? nullptr : a.tenant.c_str();
   o.credential = a.credential.c_str();
   o.timeout_ms = a.timeout_ms;
+  std::string admin_token, error;
+  if (!ApplyNodeConnFlags(a.conn, &admin_token, &o, &error)) return Fail(cmd, error);
   kvc_node* node = nullptr;
   kvc_error err{};
   if (kvc_node_connect(&node, a.node.c_str(), &o, &err) != KVC_OK) return FailStatus(cmd, "connect " + a.node, err);

@@ -19,6 +19,7 @@
 
 #include "bench_config.h"
 #include "command.h"
+#include "node_conn.h"
 
 namespace kvc::cli {
 namespace {
@@ -46,7 +47,30 @@ constexpr Setting kSettings[] = {
     {"ready_file", "KVC_READY_FILE", "--ready-file", "", "Written (atomically) with the bound address once serving"},
     {"shutdown_grace_ms", "KVC_SHUTDOWN_GRACE_MS", "--shutdown-grace-ms", "5000",
      "How long calls in flight may finish after SIGTERM/SIGINT"},
+    {"unix_socket", "KVC_UNIX_SOCKET", "--unix-socket", "",
+     "Unix socket of the same-host path (mode 0600; empty: none)"},
+    {"tls_cert", "KVC_TLS_CERT", "--tls-cert", "", "TLS certificate chain of the node (PEM; empty: plaintext)"},
+    {"tls_key", "KVC_TLS_KEY", "--tls-key", "", "TLS private key of the node (PEM)"},
+    {"tls_client_ca", "KVC_TLS_CLIENT_CA", "--tls-client-ca", "",
+     "CA of client certificates (PEM): clients must present one it signed"},
+    {"admin_token_file", "KVC_ADMIN_TOKEN_FILE", "--admin-token-file", "",
+     "File holding the admin token of tenant-admin calls (else $KVC_ADMIN_TOKEN; none: refused)"},
+    {"metrics_listen", "KVC_METRICS_LISTEN", "--metrics-listen", "",
+     "host:port serving GET /metrics (Prometheus; port 0: a free port; empty: none)"},
 };
+
+// The admin token: never a flag's value (it would show in ps) and never
+// printed; from admin_token_file, else $KVC_ADMIN_TOKEN.
+struct AdminToken {
+  std::string token;
+  std::string source;  // "admin_token_file", "env" or "none"
+};
+
+bool ReadAdminTokenOf(const std::string& file, AdminToken* out, std::string* error) {
+  if (!ReadAdminToken(file, &out->token, error)) return false;
+  out->source = out->token.empty() ? "none" : file.empty() ? "env" : "admin_token_file";
+  return true;
+}
 
 struct Value {
   std::string value;
@@ -133,16 +157,23 @@ int Run(const ServeArgs& a) {
   auto v = Resolve(a, &error);
   if (!v) return Fail("serve", error);
   auto& c = *v;
+  AdminToken admin;
+  if (!ReadAdminTokenOf(c["admin_token_file"].value, &admin, &error)) return Fail("serve", error);
   if (a.dry_run) {
+    // The token itself is never shown: only whether there is one.
+    const std::string shown = admin.token.empty() ? "" : "(set)";
     if (a.out == Output::kJson) {
       nlohmann::json j = nlohmann::json::object(), src = nlohmann::json::object();
       for (auto& [k, val] : c) {
         j[k] = val.value;
         src[k] = val.source;
       }
+      j["admin_token"] = shown;
+      src["admin_token"] = admin.source;
       std::printf("%s\n", nlohmann::json{{"config", j}, {"sources", src}}.dump().c_str());
     } else {
       for (auto& [k, val] : c) std::printf("%-18s = %-24s (%s)\n", k.c_str(), val.value.c_str(), val.source.c_str());
+      std::printf("%-18s = %-24s (%s)\n", "admin_token", shown.c_str(), admin.source.c_str());
     }
     return kExitOk;
   }
@@ -181,6 +212,12 @@ int Run(const ServeArgs& a) {
   so.listen = c["listen"].value.c_str();
   so.cache = &co;
   so.write_mode = c["write_mode"].value == "write-through" ? KVC_WRITE_THROUGH : KVC_WRITE_BACK;
+  so.unix_path = str("unix_socket");
+  so.tls_cert_path = str("tls_cert");
+  so.tls_key_path = str("tls_key");
+  so.tls_client_ca_path = str("tls_client_ca");
+  so.admin_token = admin.token.empty() ? nullptr : admin.token.c_str();
+  so.metrics_listen = str("metrics_listen");
 
   // Signals are taken by sigwait: block them before any thread starts.
   sigset_t set;
@@ -200,7 +237,14 @@ int Run(const ServeArgs& a) {
     kvc_node_server_stop(server, 0);
     return Fail("serve", "cannot write the ready file " + c["ready_file"].value);
   }
-  log.Log("info", "ready", {{"address", addr}});
+  nlohmann::json ready{{"address", addr}};
+  const std::string metrics = kvc_node_server_metrics_address(server);
+  if (!metrics.empty()) ready["metrics"] = metrics;
+  ready["tls"] = so.tls_cert_path != nullptr;
+  ready["client_certs"] = so.tls_client_ca_path != nullptr;
+  ready["admin"] = admin.token.empty() ? "refused" : "enabled";
+  if (so.unix_path) ready["unix_socket"] = so.unix_path;
+  log.Log("info", "ready", ready);
   int sig = 0;
   sigwait(&set, &sig);
   log.Log("info", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}, {"grace_ms", grace_ms}});

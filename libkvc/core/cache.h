@@ -241,6 +241,8 @@ class Cache {
   void NotifyWaiters();
   void MaintenanceLoop();
   void SweepStripes(int64_t now);
+  // Removes the host blocks of deleted tenants (cache_tenants.cc).
+  void DropTenantBlocks(const std::vector<bool>& dead);
 
   CacheOptions options_;
   TenantRegistry tenants_;

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
@@ -22,11 +25,40 @@ struct GrpcImpl {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Node::Stub> stub;
 
-  void Prepare(grpc::ClientContext* ctx) const {
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options.timeout_ms));
-    if (!options.tenant.empty())
-      ctx->AddMetadata("authorization", "Bearer " + options.tenant + ":" + options.credential);
+  using Clock = std::chrono::system_clock;
+  Clock::time_point Deadline() const {
+    auto d = Clock::now() + std::chrono::milliseconds(options.timeout_ms);
+    return d;
   }
+
+  // A call's context: its deadline and credential (the tenant's; the admin
+  // token on admin calls, and on Stats when there is one).
+  void Prepare(grpc::ClientContext* ctx, Clock::time_point deadline, bool admin = false) const {
+    ctx->set_deadline(deadline);
+    if (!admin && !options.tenant.empty())
+      ctx->AddMetadata("authorization", "Bearer " + options.tenant + ":" + options.credential);
+    if (admin && !options.admin_token.empty()) ctx->AddMetadata(kAdminTokenKey, options.admin_token);
+  }
+  void Prepare(grpc::ClientContext* ctx) const { Prepare(ctx, Deadline()); }
+
+  // Runs an idempotent call, `attempt(deadline)`, again after
+  // KVC_ERR_UNAVAILABLE up to max_retries times within one deadline, with a
+  // doubling back-off from 50 ms.
+  template <class F>
+  auto Retry(F&& attempt) const -> decltype(attempt(Clock::time_point())) {
+    const auto deadline = Deadline();
+    auto backoff = std::chrono::milliseconds(50);
+    for (uint32_t n = 0;; ++n) {
+      auto r = attempt(deadline);
+      if (StatusOf(r).code() != Code::kUnavailable || n >= options.max_retries) return r;
+      if (Clock::now() + backoff >= deadline) return r;
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    }
+  }
+  static const Status& StatusOf(const Status& s) { return s; }
+  template <class T>
+  static Status StatusOf(const Result<T>& r) { return r.status(); }
 
   // A transport failure as a kvc status.
   Status FromGrpc(const grpc::Status& s) const {
@@ -34,7 +66,8 @@ struct GrpcImpl {
       case grpc::StatusCode::OK:
         return Status::Ok();
       case grpc::StatusCode::UNAUTHENTICATED:
-        return Status(Code::kPermission, "the node refused the credential");
+      case grpc::StatusCode::PERMISSION_DENIED:
+        return Status(Code::kPermission, "the node refused the credential: " + s.error_message());
       case grpc::StatusCode::DEADLINE_EXCEEDED:
         return Status(Code::kTimeout, "the node did not answer within " + std::to_string(options.timeout_ms) + " ms");
       case grpc::StatusCode::UNAVAILABLE:
@@ -105,6 +138,8 @@ class GrpcNodeClient final : public NodeClient {
   Status TenantDelete(const std::string& name) override;
 
  private:
+  Status GetOnce(std::chrono::system_clock::time_point deadline, const NodeNamespace& ns, const BlockKey& key,
+                 uint32_t shard, void* dst, uint64_t dst_cap, uint64_t* size);
   std::unique_ptr<GrpcImpl> impl_;
 };
 
@@ -120,6 +155,43 @@ Result<std::unique_ptr<NodeClient>> NodeClient::Connect(const std::string& addre
   return ConnectGrpc(address, options);
 }
 
+namespace {
+
+Result<std::string> ReadPemFile(const std::string& path, const char* what) {
+  std::ifstream f(path);
+  if (!f) return IoError(std::string("cannot read the ") + what + " " + path + ": " + std::strerror(errno));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  if (ss.str().find("-----BEGIN ") == std::string::npos)
+    return InvalidArgument(std::string("the ") + what + " " + path + " is not a PEM file");
+  return ss.str();
+}
+
+// TLS when a CA is given (with this client's certificate when given).
+Result<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsOf(const NodeClientOptions& o) {
+  if (o.tls_cert_path.empty() != o.tls_key_path.empty())
+    return InvalidArgument("tls_cert_path and tls_key_path go together: give both or neither");
+  if (o.tls_ca_path.empty()) {
+    if (!o.tls_cert_path.empty()) return InvalidArgument("a client certificate needs TLS: give tls_ca_path too");
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions so;
+  auto ca = ReadPemFile(o.tls_ca_path, "TLS CA");
+  if (!ca.ok()) return ca.status();
+  so.pem_root_certs = *ca;
+  if (!o.tls_cert_path.empty()) {
+    auto cert = ReadPemFile(o.tls_cert_path, "TLS certificate");
+    if (!cert.ok()) return cert.status();
+    auto key = ReadPemFile(o.tls_key_path, "TLS key");
+    if (!key.ok()) return key.status();
+    so.pem_cert_chain = *cert;
+    so.pem_private_key = *key;
+  }
+  return grpc::SslCredentials(so);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<NodeClient>> ConnectGrpc(const std::string& address, const NodeClientOptions& options) {
   if (address.empty()) return InvalidArgument("the node address is empty");
   auto impl = std::make_unique<GrpcImpl>();
@@ -128,7 +200,14 @@ Result<std::unique_ptr<NodeClient>> ConnectGrpc(const std::string& address, cons
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
-  impl->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  // Reconnect soon after a node comes back (gRPC's default waits 1 s and
+  // more), so that retries within one call's deadline can reach it.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  auto creds = ChannelCredentialsOf(options);
+  if (!creds.ok()) return creds.status();
+  impl->channel = grpc::CreateCustomChannel(address, *creds, args);
   const auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
   if (!impl->channel->WaitForConnected(deadline))
     return Status(Code::kUnavailable, "cannot reach node " + address + " within " +
@@ -138,55 +217,68 @@ Result<std::unique_ptr<NodeClient>> ConnectGrpc(const std::string& address, cons
 }
 
 Result<std::string> GrpcNodeClient::StatsJson() {
-  grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
-  v1::StatsRequest req;
-  v1::StatsResponse resp;
-  KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->Stats(&ctx, req, &resp)));
-  KVC_RETURN_IF_ERROR(FromResult(resp.result()));
-  return resp.json();
+  return impl_->Retry([&](GrpcImpl::Clock::time_point deadline) -> Result<std::string> {
+    grpc::ClientContext ctx;
+    impl_->Prepare(&ctx, deadline);
+    // With an admin token, the whole node's counters.
+    if (!impl_->options.admin_token.empty()) ctx.AddMetadata(kAdminTokenKey, impl_->options.admin_token);
+    v1::StatsRequest req;
+    v1::StatsResponse resp;
+    KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->Stats(&ctx, req, &resp)));
+    KVC_RETURN_IF_ERROR(FromResult(resp.result()));
+    return resp.json();
+  });
 }
 
 Result<size_t> GrpcNodeClient::Match(const NodeNamespace& ns, const std::vector<BlockKey>& keys,
                                  std::vector<uint8_t>* tiers) {
   if (keys.size() > kMaxMatchKeys) return InvalidArgument("more than " + std::to_string(kMaxMatchKeys) + " keys");
-  grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
   v1::MatchRequest req;
   SpecOf(ns, req.mutable_ns());
   for (const auto& k : keys) req.add_keys(Bytes(k));
-  v1::MatchResponse resp;
-  KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->Match(&ctx, req, &resp)));
-  return MatchReply(resp, keys.size(), tiers);
+  return impl_->Retry([&](GrpcImpl::Clock::time_point deadline) -> Result<size_t> {
+    grpc::ClientContext ctx;
+    impl_->Prepare(&ctx, deadline);
+    v1::MatchResponse resp;
+    KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->Match(&ctx, req, &resp)));
+    return MatchReply(resp, keys.size(), tiers);
+  });
 }
 
 Result<size_t> GrpcNodeClient::MatchTokens(const NodeNamespace& ns, const std::vector<uint32_t>& tokens,
                                        std::vector<uint8_t>* tiers, std::vector<BlockKey>* keys) {
   if (tokens.size() > kMaxMatchTokens) return InvalidArgument("more than " + std::to_string(kMaxMatchTokens) + " tokens");
-  grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
   v1::MatchRequest req;
   SpecOf(ns, req.mutable_ns());
   req.mutable_tokens()->Add(tokens.begin(), tokens.end());
-  v1::MatchResponse resp;
-  KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->Match(&ctx, req, &resp)));
-  auto n = MatchReply(resp, static_cast<size_t>(resp.keys_size()), tiers);
-  if (!n.ok()) return n.status();
-  if (keys) {
-    keys->clear();
-    for (const auto& b : resp.keys()) {
-      auto k = KeyFrom(b);
-      if (!k.ok()) return k.status();
-      keys->push_back(*k);
+  return impl_->Retry([&](GrpcImpl::Clock::time_point deadline) -> Result<size_t> {
+    grpc::ClientContext ctx;
+    impl_->Prepare(&ctx, deadline);
+    v1::MatchResponse resp;
+    KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->Match(&ctx, req, &resp)));
+    auto n = MatchReply(resp, static_cast<size_t>(resp.keys_size()), tiers);
+    if (!n.ok()) return n.status();
+    if (keys) {
+      keys->clear();
+      for (const auto& b : resp.keys()) {
+        auto k = KeyFrom(b);
+        if (!k.ok()) return k.status();
+        keys->push_back(*k);
+      }
     }
-  }
-  return n;
+    return n;
+  });
 }
 
 Status GrpcNodeClient::Get(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, void* dst, uint64_t dst_cap,
                        uint64_t* size) {
+  return impl_->Retry([&](GrpcImpl::Clock::time_point deadline) { return GetOnce(deadline, ns, key, shard, dst, dst_cap, size); });
+}
+
+Status GrpcNodeClient::GetOnce(std::chrono::system_clock::time_point deadline, const NodeNamespace& ns,
+                               const BlockKey& key, uint32_t shard, void* dst, uint64_t dst_cap, uint64_t* size) {
   grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
+  impl_->Prepare(&ctx, deadline);
   v1::LoadRequest req;
   SpecOf(ns, req.mutable_ns());
   req.set_key(Bytes(key));
@@ -264,14 +356,16 @@ Status GrpcNodeClient::Put(const NodeNamespace& ns, const BlockKey& key, uint32_
 }
 
 Status GrpcNodeClient::Delete(const NodeNamespace& ns, const BlockKey& key) {
-  grpc::ClientContext ctx;
-  impl_->Prepare(&ctx);
   v1::DeleteRequest req;
   SpecOf(ns, req.mutable_ns());
   req.set_key(Bytes(key));
-  v1::DeleteResponse resp;
-  KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->Delete(&ctx, req, &resp)));
-  return FromResult(resp.result());
+  return impl_->Retry([&](GrpcImpl::Clock::time_point deadline) -> Status {
+    grpc::ClientContext ctx;
+    impl_->Prepare(&ctx, deadline);
+    v1::DeleteResponse resp;
+    KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->Delete(&ctx, req, &resp)));
+    return FromResult(resp.result());
+  });
 }
 
 Result<uint64_t> GrpcNodeClient::BumpRevision(const NodeNamespace& ns) {
@@ -285,18 +379,58 @@ Result<uint64_t> GrpcNodeClient::BumpRevision(const NodeNamespace& ns) {
   return resp.epoch();
 }
 
-// Tenant administration: the admin RPCs (the security work adds them).
-Result<std::string> GrpcNodeClient::TenantCreate(const NodeTenantSpec&) {
-  return Status(Code::kUnsupported, "tenant administration through a node is not built yet");
+// Tenant administration: the admin RPCs, with the admin token. A create is
+// not retried (a lost reply would make a second tenant attempt EXISTS).
+Result<std::string> GrpcNodeClient::TenantCreate(const NodeTenantSpec& spec) {
+  grpc::ClientContext ctx;
+  impl_->Prepare(&ctx, impl_->Deadline(), true);
+  v1::TenantCreateRequest req;
+  auto* t = req.mutable_tenant();
+  t->set_name(spec.name);
+  t->set_isolation(spec.isolation);
+  t->set_host_quota_bytes(spec.host_quota_bytes);
+  t->set_ssd_quota_bytes(spec.ssd_quota_bytes);
+  t->set_borrow(spec.borrow);
+  v1::TenantCreateResponse resp;
+  KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->TenantCreate(&ctx, req, &resp)));
+  KVC_RETURN_IF_ERROR(FromResult(resp.result()));
+  return resp.credential();
 }
+
 Result<std::string> GrpcNodeClient::TenantListJson() {
-  return Status(Code::kUnsupported, "tenant administration through a node is not built yet");
+  return impl_->Retry([&](GrpcImpl::Clock::time_point deadline) -> Result<std::string> {
+    grpc::ClientContext ctx;
+    impl_->Prepare(&ctx, deadline, true);
+    v1::TenantListRequest req;
+    v1::TenantListResponse resp;
+    KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->TenantList(&ctx, req, &resp)));
+    KVC_RETURN_IF_ERROR(FromResult(resp.result()));
+    return resp.json();
+  });
 }
-Status GrpcNodeClient::TenantSetQuota(const std::string&, int64_t, int64_t, int32_t) {
-  return Status(Code::kUnsupported, "tenant administration through a node is not built yet");
+
+Status GrpcNodeClient::TenantSetQuota(const std::string& name, int64_t host_quota_bytes, int64_t ssd_quota_bytes,
+                                      int32_t borrow) {
+  grpc::ClientContext ctx;
+  impl_->Prepare(&ctx, impl_->Deadline(), true);
+  v1::TenantSetQuotaRequest req;
+  req.set_name(name);
+  req.set_host_quota_bytes(host_quota_bytes);
+  req.set_ssd_quota_bytes(ssd_quota_bytes);
+  req.set_borrow(borrow);
+  v1::TenantSetQuotaResponse resp;
+  KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->TenantSetQuota(&ctx, req, &resp)));
+  return FromResult(resp.result());
 }
-Status GrpcNodeClient::TenantDelete(const std::string&) {
-  return Status(Code::kUnsupported, "tenant administration through a node is not built yet");
+
+Status GrpcNodeClient::TenantDelete(const std::string& name) {
+  grpc::ClientContext ctx;
+  impl_->Prepare(&ctx, impl_->Deadline(), true);
+  v1::TenantDeleteRequest req;
+  req.set_name(name);
+  v1::TenantDeleteResponse resp;
+  KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->TenantDelete(&ctx, req, &resp)));
+  return FromResult(resp.result());
 }
 
 }  // namespace kvc::net

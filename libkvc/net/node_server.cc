@@ -20,12 +20,17 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   std::unique_ptr<NodeServer> s(new NodeServer);
   s->cache_ = std::move(cache).value();
   s->service_ = std::make_unique<NodeService>(*s->cache_, options.write_through);
+  s->service_->set_admin_token(options.admin_token);
+  // Applies what the tenants file says of deleted tenants (their blocks go first).
+  if (!options.cache.tenants_path.empty()) KVC_RETURN_IF_ERROR(s->cache_->ReloadTenants());
+  auto creds = ServerCredentialsFromFiles(options.tls_cert_path, options.tls_key_path, options.tls_client_ca_path);
+  if (!creds.ok()) return creds.status();
   const size_t colon = options.listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == options.listen.size())
     return InvalidArgument("listen address '" + options.listen + "' is not host:port");
   grpc::ServerBuilder b;
   int port = 0;
-  b.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  b.AddListeningPort(options.listen, *creds, &port);
   b.RegisterService(s->service_.get());
   // One node per port: without this a second node would share the port.
   b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -40,6 +45,8 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
     if (!shm.ok()) return shm.status();
     s->shm_ = std::move(shm).value();
   }
+  if (!options.metrics_listen.empty())
+    KVC_RETURN_IF_ERROR(s->service_->StartMetrics(options.metrics_listen, &s->metrics_address_));
   return s;
 }
 

@@ -3,9 +3,17 @@
 #ifdef KVC_NET_BUILD
 #include "net/node_service.h"
 
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <vector>
+
+#include <grpcpp/security/server_credentials.h>
 
 namespace kvc::net {
 namespace {
@@ -49,25 +57,142 @@ Result<NamespaceFields> FieldsOf(const v1::NamespaceSpec& s) {
   return f;
 }
 
+Result<std::string> ReadPem(const std::string& path, const char* what) {
+  std::ifstream f(path);
+  if (!f) return IoError(std::string("cannot read the ") + what + " " + path + ": " + std::strerror(errno));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  if (ss.str().find("-----BEGIN ") == std::string::npos)
+    return InvalidArgument(std::string("the ") + what + " " + path + " is not a PEM file");
+  return ss.str();
+}
+
+// Whether `cert` holds a certificate and `key` its private key.
+Status CheckPair(const std::string& cert, const std::string& key, const std::string& cert_path,
+                 const std::string& key_path) {
+  BIO* cb = BIO_new_mem_buf(cert.data(), static_cast<int>(cert.size()));
+  X509* x = cb ? PEM_read_bio_X509(cb, nullptr, nullptr, nullptr) : nullptr;
+  BIO* kb = BIO_new_mem_buf(key.data(), static_cast<int>(key.size()));
+  EVP_PKEY* k = kb ? PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr) : nullptr;
+  Status st;
+  if (x == nullptr) st = InvalidArgument("the TLS certificate " + cert_path + " holds no certificate");
+  else if (k == nullptr) st = InvalidArgument("the TLS key " + key_path + " holds no (unencrypted) private key");
+  else if (X509_check_private_key(x, k) != 1)
+    st = InvalidArgument("the TLS key " + key_path + " does not match the certificate " + cert_path);
+  EVP_PKEY_free(k);
+  X509_free(x);
+  BIO_free(kb);
+  BIO_free(cb);
+  return st;
+}
+
 }  // namespace
 
-Result<Caller> NodeService::Authenticate(const grpc::ServerContext& ctx) const {
+Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFromFiles(const std::string& cert_path,
+                                                                          const std::string& key_path,
+                                                                          const std::string& client_ca_path) {
+  if (cert_path.empty() != key_path.empty())
+    return InvalidArgument("the TLS certificate and key go together: give both or neither");
+  if (cert_path.empty()) {
+    if (!client_ca_path.empty()) return InvalidArgument("a client CA needs TLS (a certificate and key)");
+    return grpc::InsecureServerCredentials();
+  }
+  auto cert = ReadPem(cert_path, "TLS certificate");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(key_path, "TLS key");
+  if (!key.ok()) return key.status();
+  KVC_RETURN_IF_ERROR(CheckPair(*cert, *key, cert_path, key_path));
+  grpc::SslServerCredentialsOptions o(client_ca_path.empty()
+                                          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!client_ca_path.empty()) {
+    auto ca = ReadPem(client_ca_path, "TLS client CA");
+    if (!ca.ok()) return ca.status();
+    o.pem_root_certs = *ca;
+  }
+  o.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(o);
+}
+
+nlohmann::json TenantStatsView(const nlohmann::json& node, uint32_t tenant, const std::string& name,
+                               const TenantTraffic& tr) {
+  nlohmann::json row = nlohmann::json::object();
+  if (node.contains("tenants"))
+    for (const auto& t : node["tenants"])
+      if (t.value("id", 0u) == tenant) row = t;
+  const uint64_t hits = row.value("hits", uint64_t{0}), misses = row.value("misses", uint64_t{0});
+  nlohmann::json tiers{{"host", {{"used_bytes", row.value("host_bytes", uint64_t{0})},
+                                 {"blocks", row.value("host_blocks", uint64_t{0})},
+                                 {"quota_bytes", row.value("host_quota_bytes", uint64_t{0})}}}};
+  if (row.contains("ssd_bytes"))
+    tiers["ssd"] = {{"used_bytes", row.value("ssd_bytes", uint64_t{0})},
+                    {"blocks", row.value("ssd_blocks", uint64_t{0})},
+                    {"quota_bytes", row.value("ssd_quota_bytes", uint64_t{0})}};
+  return nlohmann::json{{"scope", "tenant"},
+                        {"tenant", name},
+                        {"tenants", row.empty() ? nlohmann::json::array() : nlohmann::json::array({row})},
+                        {"hits", hits},
+                        {"misses", misses},
+                        {"hit_ratio", hits + misses ? static_cast<double>(hits) / (hits + misses) : 0.0},
+                        {"stores", tr.stores},
+                        {"store_exists", tr.store_exists},
+                        {"loads", tr.loads},
+                        {"deletes", tr.deletes},
+                        {"bytes_stored", tr.bytes_stored},
+                        {"bytes_loaded", tr.bytes_loaded},
+                        {"tiers", tiers}};
+}
+
+Status NodeService::StartMetrics(const std::string& listen, std::string* address) {
+  auto e = MetricsEndpoint::Start(listen, [this] { return metrics_.Render(cache_); });
+  if (!e.ok()) return e.status();
+  metrics_endpoint_ = std::move(e).value();
+  *address = metrics_endpoint_->address();
+  return Status::Ok();
+}
+
+grpc::Status NodeService::AuthenticateAdmin(const grpc::ServerContext& ctx) {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find(kAdminTokenKey);
+  if (admin_token_.empty()) {
+    metrics_.CountAuthFailure();
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "this node has no admin token: admin calls are refused (KVC_ERR_PERMISSION)");
+  }
+  const std::string got = it == md.end() ? std::string() : std::string(it->second.data(), it->second.size());
+  const bool same = TenantRegistry::SecretEquals(got, admin_token_);  // CRYPTO_memcmp
+  if (!same) {
+    metrics_.CountAuthFailure();
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong or missing admin token (KVC_ERR_PERMISSION)");
+  }
+  return grpc::Status::OK;
+}
+
+Result<Caller> NodeService::Authenticate(const grpc::ServerContext& ctx) {
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
   const bool has_tenants = !cache_.tenants().tenants().empty();
   if (it == md.end()) {
-    if (has_tenants) return Status(Code::kPermission, "wrong or missing credential");
+    if (has_tenants) {
+      metrics_.CountAuthFailure();
+      return Status(Code::kPermission, "wrong or missing credential");
+    }
     return Caller{};
   }
   const std::string token(it->second.data(), it->second.size());
   static constexpr std::string_view kBearer = "Bearer ";
   const size_t colon = token.find(':');
   if (!has_tenants || token.compare(0, kBearer.size(), kBearer) != 0 || colon == std::string::npos ||
-      colon < kBearer.size())
+      colon < kBearer.size()) {
+    metrics_.CountAuthFailure();
     return Status(Code::kPermission, "wrong or missing credential");
+  }
   const std::string name = token.substr(kBearer.size(), colon - kBearer.size());
   auto t = cache_.Authenticate(name, token.substr(colon + 1));
-  if (!t.ok()) return Status(Code::kPermission, "wrong or missing credential");
+  if (!t.ok()) {
+    metrics_.CountAuthFailure();
+    return Status(Code::kPermission, "wrong or missing credential");
+  }
   Caller c;
   c.tenant = t->id;
   c.name = t->name;
@@ -93,6 +218,7 @@ Result<NamespaceState*> NodeService::Open(const Caller& caller, const v1::Namesp
 }
 
 grpc::Status NodeService::Health(grpc::ServerContext* ctx, const v1::HealthRequest*, v1::HealthResponse* resp) {
+  auto timer = metrics_.Track(Rpc::kHealth);
   if (!Authenticate(*ctx).ok()) return Unauthenticated();
   resp->set_version(KVC_NODE_VERSION);
   resp->set_serving(true);
@@ -100,6 +226,7 @@ grpc::Status NodeService::Health(grpc::ServerContext* ctx, const v1::HealthReque
 }
 
 grpc::Status NodeService::Match(grpc::ServerContext* ctx, const v1::MatchRequest* req, v1::MatchResponse* resp) {
+  auto timer = metrics_.Track(Rpc::kMatch);
   auto caller = Authenticate(*ctx);
   if (!caller.ok()) return Unauthenticated();
   auto run = [&]() -> Status {
@@ -138,6 +265,7 @@ grpc::Status NodeService::Match(grpc::ServerContext* ctx, const v1::MatchRequest
 
 grpc::Status NodeService::Load(grpc::ServerContext* ctx, const v1::LoadRequest* req,
                                grpc::ServerWriter<v1::LoadChunk>* writer) {
+  auto timer = metrics_.Track(Rpc::kLoad);
   auto caller = Authenticate(*ctx);
   if (!caller.ok()) return Unauthenticated();
   v1::LoadChunk first;
@@ -172,6 +300,7 @@ grpc::Status NodeService::Load(grpc::ServerContext* ctx, const v1::LoadRequest* 
     off += n;
   } while (ok && off < v.size);
   (void)cache_.ReleaseView(v.id);
+  if (ok) metrics_.CountLoad(caller->tenant, v.size);
   if (!ok) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   return grpc::Status::OK;
 }
@@ -192,6 +321,7 @@ Status NodeService::AdmitWrite(uint64_t epoch) const {
 
 grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1::StoreMessage>* reader,
                                 v1::StoreResponse* resp) {
+  auto timer = metrics_.Track(Rpc::kStore);
   auto caller = Authenticate(*ctx);
   if (!caller.ok()) return Unauthenticated();
   Reservation r;
@@ -224,7 +354,11 @@ grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1:
       parent = *pk;
       p.parent = &parent;
     }
-    KVC_RETURN_IF_ERROR(cache_.BeginStore(**ns, *key, b.shard(), p, &r));
+    Status bs = cache_.BeginStore(**ns, *key, b.shard(), p, &r);
+    if (!bs.ok()) {
+      metrics_.CountStore(caller->tenant, bs.code(), 0);
+      return bs;
+    }
     reserved = true;
     uint64_t written = 0;
     while (reader->Read(&m)) {
@@ -235,7 +369,10 @@ grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1:
         // The fence again: the node may have lost its lease mid-stream.
         KVC_RETURN_IF_ERROR(AdmitWrite(epoch));
         reserved = false;
-        return cache_.Commit(r);
+        const uint64_t size = r.size;
+        Status cs = cache_.Commit(r);
+        metrics_.CountStore(caller->tenant, cs.code(), size);
+        return cs;
       }
       if (!m.has_chunk()) return InvalidArgument("a second begin in one store stream");
       const auto& c = m.chunk();
@@ -256,6 +393,7 @@ grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1:
 }
 
 grpc::Status NodeService::Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req, v1::DeleteResponse* resp) {
+  auto timer = metrics_.Track(Rpc::kDelete);
   auto caller = Authenticate(*ctx);
   if (!caller.ok()) return Unauthenticated();
   auto run = [&]() -> Status {
@@ -263,7 +401,9 @@ grpc::Status NodeService::Delete(grpc::ServerContext* ctx, const v1::DeleteReque
     if (!ns.ok()) return ns.status();
     auto key = KeyOf(req->key(), "key");
     if (!key.ok()) return key.status();
-    return cache_.Delete(**ns, *key);
+    Status ds = cache_.Delete(**ns, *key);
+    if (ds.ok()) metrics_.CountDelete(caller->tenant);
+    return ds;
   };
   SetResult(resp->mutable_result(), run());
   return grpc::Status::OK;
@@ -271,6 +411,7 @@ grpc::Status NodeService::Delete(grpc::ServerContext* ctx, const v1::DeleteReque
 
 grpc::Status NodeService::BumpRevision(grpc::ServerContext* ctx, const v1::BumpRevisionRequest* req,
                                        v1::BumpRevisionResponse* resp) {
+  auto timer = metrics_.Track(Rpc::kBumpRevision);
   auto caller = Authenticate(*ctx);
   if (!caller.ok()) return Unauthenticated();
   auto ns = Open(*caller, req->ns());
@@ -284,18 +425,98 @@ grpc::Status NodeService::BumpRevision(grpc::ServerContext* ctx, const v1::BumpR
 }
 
 grpc::Status NodeService::Stats(grpc::ServerContext* ctx, const v1::StatsRequest*, v1::StatsResponse* resp) {
-  auto caller = Authenticate(*ctx);
-  if (!caller.ok()) return Unauthenticated();
+  auto timer = metrics_.Track(Rpc::kStats);
+  // The admin token (when sent, it must be right) shows the whole node.
+  const bool admin = ctx->client_metadata().count(kAdminTokenKey) > 0;
+  Caller caller;
+  if (admin) {
+    grpc::Status as = AuthenticateAdmin(*ctx);
+    if (!as.ok()) return as;
+  } else {
+    auto c = Authenticate(*ctx);
+    if (!c.ok()) return Unauthenticated();
+    caller = *c;
+  }
   nlohmann::json j = cache_.StatsJson();
-  // A tenant sees its own row of the tenants table, never its neighbours'.
-  if (j.contains("tenants")) {
-    nlohmann::json mine = nlohmann::json::array();
-    for (auto& t : j["tenants"])
-      if (caller->tenant != 0 && t.value("name", "") == caller->name) mine.push_back(t);
-    j["tenants"] = mine;
+  if (admin || caller.tenant == 0) {
+    j["scope"] = "node";
+  } else {
+    j = TenantStatsView(j, caller.tenant, caller.name, metrics_.Traffic(caller.tenant));
   }
   resp->set_json(j.dump());
   SetResult(resp->mutable_result(), Status::Ok());
+  return grpc::Status::OK;
+}
+
+Status NodeService::EditTenants(const std::function<Status(const std::string& path)>& edit) {
+  const std::string& path = cache_.options().tenants_path;
+  if (path.empty()) return Status(Code::kUnsupported, "this node has no tenants file (kvc serve --tenants-file)");
+  KVC_RETURN_IF_ERROR(edit(path));
+  return cache_.ReloadTenants();
+}
+
+grpc::Status NodeService::TenantCreate(grpc::ServerContext* ctx, const v1::TenantCreateRequest* req,
+                                       v1::TenantCreateResponse* resp) {
+  auto timer = metrics_.Track(Rpc::kTenantCreate);
+  grpc::Status as = AuthenticateAdmin(*ctx);
+  if (!as.ok()) return as;
+  std::string credential;
+  Status st = EditTenants([&](const std::string& path) -> Status {
+    const auto& t = req->tenant();
+    TenantConfig c;
+    c.name = t.name();
+    auto iso = TenantRegistry::ParseIsolation(t.isolation().empty() ? "isolated" : t.isolation());
+    if (!iso.ok()) return iso.status();
+    c.isolation = *iso;
+    c.host_quota_bytes = t.host_quota_bytes();
+    c.ssd_quota_bytes = t.ssd_quota_bytes();
+    c.borrow = t.borrow();
+    auto cred = TenantRegistry::Create(path, c);
+    if (!cred.ok()) return cred.status();
+    credential = *cred;
+    return Status::Ok();
+  });
+  if (st.ok()) resp->set_credential(credential);
+  SetResult(resp->mutable_result(), st);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeService::TenantList(grpc::ServerContext* ctx, const v1::TenantListRequest*,
+                                     v1::TenantListResponse* resp) {
+  auto timer = metrics_.Track(Rpc::kTenantList);
+  grpc::Status as = AuthenticateAdmin(*ctx);
+  if (!as.ok()) return as;
+  // Reading the file again also applies edits made to it offline.
+  Status st = EditTenants([](const std::string&) { return Status::Ok(); });
+  if (st.ok()) resp->set_json(cache_.tenants().PublicJson().dump());
+  SetResult(resp->mutable_result(), st);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeService::TenantSetQuota(grpc::ServerContext* ctx, const v1::TenantSetQuotaRequest* req,
+                                         v1::TenantSetQuotaResponse* resp) {
+  auto timer = metrics_.Track(Rpc::kTenantSetQuota);
+  grpc::Status as = AuthenticateAdmin(*ctx);
+  if (!as.ok()) return as;
+  Status st = EditTenants([&](const std::string& path) -> Status {
+    if (req->borrow() < -1 || req->borrow() > 1) return InvalidArgument("borrow must be -1 (keep), 0 or 1");
+    auto opt = [](int64_t v) { return v < 0 ? std::nullopt : std::optional<uint64_t>(static_cast<uint64_t>(v)); };
+    std::optional<bool> borrow;
+    if (req->borrow() >= 0) borrow = req->borrow() == 1;
+    return TenantRegistry::SetQuota(path, req->name(), opt(req->host_quota_bytes()), opt(req->ssd_quota_bytes()),
+                                    borrow);
+  });
+  SetResult(resp->mutable_result(), st);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeService::TenantDelete(grpc::ServerContext* ctx, const v1::TenantDeleteRequest* req,
+                                       v1::TenantDeleteResponse* resp) {
+  auto timer = metrics_.Track(Rpc::kTenantDelete);
+  grpc::Status as = AuthenticateAdmin(*ctx);
+  if (!as.ok()) return as;
+  Status st = EditTenants([&](const std::string& path) { return TenantRegistry::Delete(path, req->name()); });
+  SetResult(resp->mutable_result(), st);
   return grpc::Status::OK;
 }
 

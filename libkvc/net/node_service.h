@@ -17,6 +17,7 @@
 
 #include "core/cache.h"
 #include "kvc/v1/kvc.grpc.pb.h"
+#include "net/metrics.h"
 
 namespace kvc::net {
 
@@ -32,6 +33,26 @@ struct Caller {
   std::string name;
   std::string salt;     // isolated tenants only
 };
+
+// The metadata key of the admin token on tenant-admin calls (and on Stats,
+// for the whole node's counters).
+inline constexpr const char* kAdminTokenKey = "kvc-admin-token";
+
+// The server credentials of a node: TLS from PEM files when `cert` and
+// `key` are given (with `client_ca`, client certificates are required and
+// verified), else plaintext. The files are read and checked (a key that
+// does not match its certificate is KVC_ERR_INVALID_ARGUMENT).
+Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFromFiles(const std::string& cert,
+                                                                          const std::string& key,
+                                                                          const std::string& client_ca);
+
+// What a tenant's Stats shows: from the node's kvc_cache_stats_json object
+// `node`, only `tenant`'s own row and counters (its hits and misses, its
+// bytes and blocks per tier, and `traffic`, what it did through the node),
+// never a node-wide counter, which would tell it its neighbours' traffic.
+// "scope" is "tenant" (a node-wide object has "scope": "node").
+nlohmann::json TenantStatsView(const nlohmann::json& node, uint32_t tenant, const std::string& name,
+                               const TenantTraffic& traffic);
 
 class NodeService final : public kvc::v1::Node::Service {
  public:
@@ -50,6 +71,22 @@ class NodeService final : public kvc::v1::Node::Service {
   grpc::Status BumpRevision(grpc::ServerContext* ctx, const v1::BumpRevisionRequest* req,
                             v1::BumpRevisionResponse* resp) override;
   grpc::Status Stats(grpc::ServerContext* ctx, const v1::StatsRequest* req, v1::StatsResponse* resp) override;
+  grpc::Status TenantCreate(grpc::ServerContext* ctx, const v1::TenantCreateRequest* req,
+                            v1::TenantCreateResponse* resp) override;
+  grpc::Status TenantList(grpc::ServerContext* ctx, const v1::TenantListRequest* req,
+                          v1::TenantListResponse* resp) override;
+  grpc::Status TenantSetQuota(grpc::ServerContext* ctx, const v1::TenantSetQuotaRequest* req,
+                              v1::TenantSetQuotaResponse* resp) override;
+  grpc::Status TenantDelete(grpc::ServerContext* ctx, const v1::TenantDeleteRequest* req,
+                            v1::TenantDeleteResponse* resp) override;
+
+  // The admin token of tenant-admin calls; empty (the default): refused.
+  // REQUIRES: called before the service serves.
+  void set_admin_token(std::string token) { admin_token_ = std::move(token); }
+  // Serves GET /metrics on `listen` until the service is destroyed;
+  // *address gets the bound address. REQUIRES: called once.
+  Status StartMetrics(const std::string& listen, std::string* address);
+  Metrics& metrics() { return metrics_; }
 
   // Cluster fencing (libkvc/cluster): the fence admits or refuses each
   // store, at its begin and again at its commit, given the membership epoch
@@ -63,7 +100,12 @@ class NodeService final : public kvc::v1::Node::Service {
   // The caller named by the `authorization: Bearer <tenant>:<credential>`
   // metadata; KVC_ERR_PERMISSION for a missing or wrong token on a node with
   // tenants (one message for every failure: names cannot be probed).
-  Result<Caller> Authenticate(const grpc::ServerContext& ctx) const;
+  Result<Caller> Authenticate(const grpc::ServerContext& ctx);
+  // OK when the call carries the admin token; UNAUTHENTICATED for a missing
+  // or wrong one, PERMISSION_DENIED when the node has none.
+  grpc::Status AuthenticateAdmin(const grpc::ServerContext& ctx);
+  // Runs a tenant-file edit, then applies the file to the cache.
+  Status EditTenants(const std::function<Status(const std::string& path)>& edit);
   // The namespace of `spec` as `caller`, opened once per (tenant, spec).
   Result<NamespaceState*> Open(const Caller& caller, const v1::NamespaceSpec& spec);
 
@@ -73,6 +115,9 @@ class NodeService final : public kvc::v1::Node::Service {
   std::map<std::string, NamespaceState*> namespaces_;  // GUARDED_BY(mu_)
   mutable std::mutex fence_mu_;
   std::shared_ptr<const WriteFence> fence_;  // GUARDED_BY(fence_mu_)
+  std::string admin_token_;
+  Metrics metrics_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
 };
 
 }  // namespace kvc::net

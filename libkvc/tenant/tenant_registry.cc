@@ -181,27 +181,66 @@ const char* TenantRegistry::IsolationName(Isolation i) {
   return i == Isolation::kIsolated ? "isolated" : "shared";
 }
 
+TenantRegistry::TenantRegistry(TenantRegistry&& o) noexcept {
+  std::lock_guard<std::mutex> lk(o.mu_);
+  tenants_ = o.tenants_;
+  next_id_ = o.next_id_;
+}
+
+TenantRegistry& TenantRegistry::operator=(TenantRegistry&& o) noexcept {
+  if (this == &o) return *this;
+  std::scoped_lock lk(mu_, o.mu_);
+  tenants_ = o.tenants_;
+  next_id_ = o.next_id_;
+  return *this;
+}
+
 Result<TenantRegistry> TenantRegistry::Load(const std::string& path) {
-  auto st = ReadFile(FileOf(path));
-  if (!st.ok()) return st.status();
   TenantRegistry r;
-  r.tenants_ = std::move(st->tenants);
+  KVC_RETURN_IF_ERROR(r.Reload(path));
   return r;
 }
 
-const TenantConfig* TenantRegistry::Find(const std::string& name) const {
-  for (const auto& t : tenants_)
-    if (t.name == name) return &t;
-  return nullptr;
+Status TenantRegistry::Reload(const std::string& path) {
+  auto st = ReadFile(FileOf(path));
+  if (!st.ok()) return st.status();
+  TenantList list(std::make_shared<const std::vector<TenantConfig>>(std::move(st->tenants)));
+  std::lock_guard<std::mutex> lk(mu_);
+  tenants_ = std::move(list);
+  next_id_ = st->next_id;
+  return Status::Ok();
+}
+
+TenantList TenantRegistry::tenants() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return tenants_;
+}
+
+uint32_t TenantRegistry::next_id() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return next_id_;
+}
+
+std::optional<TenantConfig> TenantRegistry::Find(const std::string& name) const {
+  for (const auto& t : tenants())
+    if (t.name == name) return t;
+  return std::nullopt;
+}
+
+bool TenantRegistry::SecretEquals(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 Result<TenantConfig> TenantRegistry::Authenticate(const std::string& name,
                                                   const std::string& credential) const {
   const std::string got = Sha256Hex(credential);
-  const TenantConfig* t = Find(name);
+  const TenantList list = tenants();
+  const TenantConfig* t = nullptr;
+  for (const auto& c : list)
+    if (c.name == name) t = &c;
   // Compare even when the name is unknown, so timing says nothing.
   const std::string want = t ? t->credential_sha256 : std::string(64, '0');
-  const bool same = want.size() == got.size() && CRYPTO_memcmp(want.data(), got.data(), got.size()) == 0;
+  const bool same = SecretEquals(want, got);
   if (t == nullptr || !same) return Status(Code::kPermission, "wrong tenant name or credential");
   return *t;
 }
@@ -269,7 +308,7 @@ nlohmann::json TenantRegistry::PublicJson(const TenantConfig& t) {
 
 nlohmann::json TenantRegistry::PublicJson() const {
   nlohmann::json a = nlohmann::json::array();
-  for (const auto& t : tenants_) a.push_back(PublicJson(t));
+  for (const auto& t : tenants()) a.push_back(PublicJson(t));
   return a;
 }
 

@@ -13,12 +13,15 @@
 // `borrow` lets a tenant exceed its quota while the tier has free space; the
 // excess is the first to be evicted when anyone needs room.
 //
-// Thread-safe: the loaded registry is immutable; edits go through the static
+// Thread-safe: a loaded registry is a snapshot that Reload replaces at once
+// (readers hold the snapshot they started with); edits go through the static
 // file functions, which lock the file (flock) and replace it atomically.
 #ifndef KVC_TENANT_TENANT_REGISTRY_H_
 #define KVC_TENANT_TENANT_REGISTRY_H_
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,18 +45,44 @@ struct TenantConfig {
   uint32_t id = 0;                // stable, 1-based; 0 means "no tenant"
 };
 
+// One loaded list of tenants, immutable, shared by whoever reads it. A
+// range-for over TenantRegistry::tenants() keeps it alive for the loop.
+class TenantList {
+ public:
+  TenantList() : list_(std::make_shared<const std::vector<TenantConfig>>()) {}
+  explicit TenantList(std::shared_ptr<const std::vector<TenantConfig>> list) : list_(std::move(list)) {}
+  std::vector<TenantConfig>::const_iterator begin() const { return list_->begin(); }
+  std::vector<TenantConfig>::const_iterator end() const { return list_->end(); }
+  bool empty() const { return list_->empty(); }
+  size_t size() const { return list_->size(); }
+
+ private:
+  std::shared_ptr<const std::vector<TenantConfig>> list_;
+};
+
 class TenantRegistry {
  public:
+  TenantRegistry() = default;
+  TenantRegistry(TenantRegistry&& o) noexcept;
+  TenantRegistry& operator=(TenantRegistry&& o) noexcept;
+
   // Loads `path` (a file, or a directory holding tenants.json). A missing
   // file is an empty registry. KVC_ERR_PARSE for a malformed file.
   static Result<TenantRegistry> Load(const std::string& path);
+  // Reads `path` again and replaces the snapshot at once; on an error the
+  // old snapshot stays. Safe against concurrent readers.
+  Status Reload(const std::string& path);
 
   // Finds `name` and checks `credential` in constant time.
   // KVC_ERR_NOT_FOUND is never returned for a wrong name: both a wrong name
   // and a wrong credential are KVC_ERR_PERMISSION, so names cannot be probed.
   Result<TenantConfig> Authenticate(const std::string& name, const std::string& credential) const;
-  const std::vector<TenantConfig>& tenants() const { return tenants_; }
-  const TenantConfig* Find(const std::string& name) const;
+  // The current snapshot.
+  TenantList tenants() const;
+  std::optional<TenantConfig> Find(const std::string& name) const;
+  // Ids handed out so far are below this (ids are never reused): an id
+  // below it that is not in tenants() belongs to a deleted tenant.
+  uint32_t next_id() const;
 
   // Edits of the file at `path`. Create returns the new tenant's credential
   // (shown once; only its hash is kept).
@@ -65,6 +94,8 @@ class TenantRegistry {
 
   // The public view of the tenants (no credential hash, no salt).
   nlohmann::json PublicJson() const;
+  // Compares two secrets in constant time (for their common length).
+  static bool SecretEquals(const std::string& a, const std::string& b);
   static nlohmann::json PublicJson(const TenantConfig& t);
 
   // "isolated" / "shared".
@@ -72,7 +103,9 @@ class TenantRegistry {
   static const char* IsolationName(Isolation i);
 
  private:
-  std::vector<TenantConfig> tenants_;
+  mutable std::mutex mu_;
+  TenantList tenants_;    // GUARDED_BY(mu_)
+  uint32_t next_id_ = 1;  // GUARDED_BY(mu_)
 };
 
 }  // namespace kvc
