@@ -28,6 +28,10 @@ struct GrpcImpl {
   using Clock = std::chrono::system_clock;
   Clock::time_point Deadline() const {
     auto d = Clock::now() + std::chrono::milliseconds(options.timeout_ms);
+    if (options.call_deadline) {  // a cluster client's earlier deadline
+      const auto c = options.call_deadline();
+      if (c.time_since_epoch().count() != 0 && c < d) d = c;
+    }
     return d;
   }
 
