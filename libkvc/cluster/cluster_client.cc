@@ -36,6 +36,10 @@ using Clock = std::chrono::system_clock;
 thread_local Clock::time_point t_deadline{};
 thread_local uint64_t t_epoch = 0;
 
+// How long a node marked down gets to accept a TCP connection when it is
+// tried anyway.
+constexpr int64_t kDownProbeMs = 200;
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -118,6 +122,7 @@ struct NodeSlot {
   std::mutex mu;
   std::shared_ptr<net::NodeClient> client;  // GUARDED_BY(mu); null: not connected
   std::atomic<int64_t> down_until_ms{0};
+  std::string why;  // GUARDED_BY(mu): the failure that marked it down
   bool Down() const { return NowMs() < down_until_ms.load(std::memory_order_relaxed); }
 };
 
@@ -171,10 +176,13 @@ class ClusterClient final : public net::NodeClient {
     return state_;
   }
   Clock::time_point Deadline() const { return Clock::now() + std::chrono::milliseconds(options_.node.timeout_ms); }
-  // The node's client, connecting it if needed; KVC_ERR_UNAVAILABLE at once
-  // for a node marked down.
-  Result<std::shared_ptr<net::NodeClient>> Acquire(NodeSlot& s, Clock::time_point deadline);
-  void Fail(NodeSlot& s, const std::shared_ptr<net::NodeClient>& c);
+  // The node's client, connecting it if needed. A node marked down:
+  // KVC_ERR_UNAVAILABLE at once (*skipped set), or with `force` a quick TCP
+  // probe first (it may have come back: a restart is faster than down_ms).
+  Result<std::shared_ptr<net::NodeClient>> Acquire(NodeSlot& s, Clock::time_point deadline, bool force,
+                                                   bool* skipped = nullptr);
+  // Marks the node down for down_ms, dropping client `c` if it is current.
+  void Fail(NodeSlot& s, const std::shared_ptr<net::NodeClient>& c, const Status& why);
   // The nodes that may hold `key`, in the order to read them.
   std::vector<NodeSlot*> ReadCandidates(const ViewState& st, const BlockKey& key) const;
   // Every node of the view (draining included), for calls made on all.
@@ -182,7 +190,7 @@ class ClusterClient final : public net::NodeClient {
   // Runs `fn(slot, client)` on each node in parallel within `deadline`;
   // one status per node (a node that cannot be reached: its failure).
   std::vector<Status> OnEach(const std::vector<NodeSlot*>& nodes, Clock::time_point deadline, uint64_t epoch,
-                             const std::function<Status(net::NodeClient&, size_t)>& fn);
+                             const std::function<Status(net::NodeClient&, size_t)>& fn, bool force = true);
   // The status of a call made on several nodes that needs all of them.
   static Status AllOf(const std::vector<NodeSlot*>& nodes, const std::vector<Status>& res, const char* what);
 
@@ -227,35 +235,45 @@ void ClusterClient::Install(std::shared_ptr<const MembershipView> view) {
   state_ = std::move(st);
 }
 
-Result<std::shared_ptr<net::NodeClient>> ClusterClient::Acquire(NodeSlot& s, Clock::time_point deadline) {
+Result<std::shared_ptr<net::NodeClient>> ClusterClient::Acquire(NodeSlot& s, Clock::time_point deadline, bool force,
+                                                                bool* skipped) {
   {
     std::lock_guard<std::mutex> lk(s.mu);
     if (s.client) return s.client;
   }
-  if (s.Down()) return Status(Code::kUnavailable, "node " + s.address + " failed less than " +
-                                                     std::to_string(options_.down_ms) + " ms ago");
+  const bool down = s.Down();
+  if (down && !force) {
+    if (skipped) *skipped = true;
+    std::lock_guard<std::mutex> lk(s.mu);
+    return Status(Code::kUnavailable, "node " + s.address + " failed less than " + std::to_string(options_.down_ms) +
+                                          " ms ago (" + s.why + ")");
+  }
   const int64_t left = MsLeft(deadline);
   if (left <= 0) return Status(Code::kTimeout, "the deadline passed before node " + s.address + " was asked");
   net::NodeClientOptions o = node_options_;
   o.connect_timeout_ms = static_cast<uint32_t>(std::min<int64_t>(o.connect_timeout_ms, left));
-  if (!TcpReachable(s.address, static_cast<int>(o.connect_timeout_ms))) {
-    s.down_until_ms = NowMs() + options_.down_ms;
-    return Status(Code::kUnavailable, "node " + s.address + " refuses connections");
+  const int probe_ms = static_cast<int>(down ? std::min<int64_t>(kDownProbeMs, o.connect_timeout_ms) : o.connect_timeout_ms);
+  if (!TcpReachable(s.address, probe_ms)) {
+    Status st(Code::kUnavailable, "node " + s.address + " refuses connections");
+    Fail(s, nullptr, st);
+    return st;
   }
   auto c = net::ConnectGrpc(s.address, o);
   if (!c.ok()) {
-    s.down_until_ms = NowMs() + options_.down_ms;
+    Fail(s, nullptr, c.status());
     return c.status();
   }
   std::lock_guard<std::mutex> lk(s.mu);
   if (!s.client) s.client = std::shared_ptr<net::NodeClient>(std::move(*c));
+  s.down_until_ms = 0;
   return s.client;
 }
 
-void ClusterClient::Fail(NodeSlot& s, const std::shared_ptr<net::NodeClient>& c) {
+void ClusterClient::Fail(NodeSlot& s, const std::shared_ptr<net::NodeClient>& c, const Status& why) {
   s.down_until_ms = NowMs() + options_.down_ms;
   std::lock_guard<std::mutex> lk(s.mu);
-  if (s.client == c) s.client.reset();  // a fresh channel next time, no gRPC back-off
+  s.why = why.ToString();
+  if (c && s.client == c) s.client.reset();  // a fresh channel next time, no gRPC back-off
 }
 
 std::vector<NodeSlot*> ClusterClient::ReadCandidates(const ViewState& st, const BlockKey& key) const {
@@ -292,10 +310,10 @@ std::vector<NodeSlot*> ClusterClient::AllNodes(const ViewState& st) const {
 
 std::vector<Status> ClusterClient::OnEach(const std::vector<NodeSlot*>& nodes, Clock::time_point deadline,
                                           uint64_t epoch,
-                                          const std::function<Status(net::NodeClient&, size_t)>& fn) {
+                                          const std::function<Status(net::NodeClient&, size_t)>& fn, bool force) {
   std::vector<Status> res(nodes.size());
   auto one = [&](size_t j) {
-    auto c = Acquire(*nodes[j], deadline);
+    auto c = Acquire(*nodes[j], deadline, force);
     if (!c.ok()) {
       res[j] = c.status();
       return;
@@ -305,7 +323,7 @@ std::vector<Status> ClusterClient::OnEach(const std::vector<NodeSlot*>& nodes, C
     res[j] = fn(**c, j);
     t_deadline = {};
     t_epoch = 0;
-    if (Transient(res[j].code())) Fail(*nodes[j], *c);
+    if (Transient(res[j].code())) Fail(*nodes[j], *c, res[j]);
   };
   std::vector<std::future<void>> rest;
   for (size_t j = 1; j < nodes.size(); ++j) rest.push_back(std::async(std::launch::async, one, j));
@@ -344,10 +362,15 @@ Status ClusterClient::Put(const net::NodeNamespace& ns, const BlockKey& key, uin
       return Status(Code::kUnavailable, "a store needs " + std::to_string(w) + " replica(s) but only " +
                                             std::to_string(idx.size()) + " node(s) are up for writes");
     std::vector<NodeSlot*> nodes;
-    for (uint32_t i : idx) nodes.push_back(st->slots[i].get());
-    auto res = OnEach(nodes, deadline, st->view->epoch, [&](net::NodeClient& c, size_t) {
-      return c.Put(ns, key, shard, src, len, ttl_ms, parent);
-    });
+    size_t up = 0;
+    for (uint32_t i : idx) {
+      nodes.push_back(st->slots[i].get());
+      up += !nodes.back()->Down();
+    }
+    // Replicas marked down are skipped, unless the quorum needs them.
+    auto res = OnEach(
+        nodes, deadline, st->view->epoch,
+        [&](net::NodeClient& c, size_t) { return c.Put(ns, key, shard, src, len, ttl_ms, parent); }, up < w);
     size_t acks = 0, exists = 0, fenced = 0;
     for (const auto& s : res) {
       acks += s.ok() || s.code() == Code::kExists;
@@ -386,34 +409,40 @@ Status ClusterClient::Get(const net::NodeNamespace& ns, const BlockKey& key, uin
   auto st = State();
   bool answered = false;
   Status last(Code::kUnavailable, "no node holds this key");
-  for (NodeSlot* s : ReadCandidates(*st, key)) {
-    if (MsLeft(deadline) <= 0) {
-      if (!answered) last = Status(Code::kTimeout, "the deadline passed during failover: " + last.message());
-      break;
-    }
-    auto c = Acquire(*s, deadline);
-    if (!c.ok()) {
-      last = c.status();
-      continue;
-    }
-    t_deadline = deadline;
-    Status r = (*c)->Get(ns, key, shard, dst, dst_cap, size);
-    t_deadline = {};
-    if (r.ok()) return r;
-    if (r.code() == Code::kNotFound) {
-      answered = true;
-      continue;
-    }
-    if (r.code() == Code::kCorrupt) {  // that copy is bad: another replica may be whole
+  // The candidates in order; then those skipped as down (they may be back).
+  const std::vector<NodeSlot*> first = ReadCandidates(*st, key);
+  std::vector<NodeSlot*> later;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (NodeSlot* s : pass == 0 ? first : later) {
+      if (MsLeft(deadline) <= 0) {
+        if (!answered) last = Status(Code::kTimeout, "the deadline passed during failover: " + last.message());
+        return answered ? NotFound() : last;
+      }
+      bool skipped = false;
+      auto c = Acquire(*s, deadline, pass == 1, &skipped);
+      if (skipped) later.push_back(s);
+      if (!c.ok()) {
+        last = c.status();
+        continue;
+      }
+      t_deadline = deadline;
+      Status r = (*c)->Get(ns, key, shard, dst, dst_cap, size);
+      t_deadline = {};
+      if (r.ok()) return r;
+      if (r.code() == Code::kNotFound) {
+        answered = true;
+        continue;
+      }
+      if (r.code() == Code::kCorrupt) {  // that copy is bad: another replica may be whole
+        last = r;
+        continue;
+      }
+      if (!Transient(r.code())) return r;
+      Fail(*s, *c, r);
       last = r;
-      continue;
     }
-    if (!Transient(r.code())) return r;
-    Fail(*s, *c);
-    last = r;
   }
-  if (answered) return NotFound();
-  return last;
+  return answered ? NotFound() : last;
 }
 
 Result<size_t> ClusterClient::Match(const net::NodeNamespace& ns, const std::vector<BlockKey>& keys,
@@ -500,7 +529,7 @@ Result<size_t> ClusterClient::MatchTokens(const net::NodeNamespace& ns, const st
   Status last(Code::kUnavailable, "the cluster has no node");
   for (NodeSlot* s : order) {
     if (MsLeft(deadline) <= 0) return Status(Code::kTimeout, "the deadline passed: " + last.message());
-    auto c = Acquire(*s, deadline);
+    auto c = Acquire(*s, deadline, true);
     if (!c.ok()) {
       last = c.status();
       continue;
@@ -511,7 +540,7 @@ Result<size_t> ClusterClient::MatchTokens(const net::NodeNamespace& ns, const st
     t_deadline = {};
     if (!r.ok()) {
       if (!Transient(r.status().code())) return r.status();
-      Fail(*s, *c);
+      Fail(*s, *c, r.status());
       last = r.status();
       continue;
     }

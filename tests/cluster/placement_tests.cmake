@@ -1,0 +1,5 @@
+# Included by tests/cluster/CMakeLists.txt. Placement (libkvc/cluster/placement.h):
+# weights, movement on join and leave, zones, draining.
+add_executable(kvc_cluster_placement_tests ${CMAKE_CURRENT_LIST_DIR}/placement_test.cc $<TARGET_OBJECTS:kvc_doctest_main>)
+target_link_libraries(kvc_cluster_placement_tests PRIVATE kvc_net doctest::doctest)
+doctest_discover_tests(kvc_cluster_placement_tests TEST_PREFIX "cluster: " PROPERTIES LABELS cluster)
