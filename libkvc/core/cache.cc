@@ -34,6 +34,16 @@ Result<std::unique_ptr<Cache>> Cache::Open(const CacheOptions& options) {
                            std::to_string(options.index_shards));
   }
   std::unique_ptr<Cache> cache(new Cache(options));
+  // The remote tier first: a refused option fails before the arena is allocated.
+  if (!options.remote_address.empty()) {
+    if (!options.remote_factory) {
+      return Status(Code::kUnsupported, "remote_address '" + options.remote_address +
+                                            "': this libkvc was built without gRPC, so it has no remote tier");
+    }
+    auto remote = options.remote_factory(options);
+    if (!remote.ok()) return remote.status();
+    cache->remote_ = std::move(remote).value();
+  }
   if (!options.tenants_path.empty()) {
     auto reg = TenantRegistry::Load(options.tenants_path);
     if (!reg.ok()) return reg.status();
@@ -70,15 +80,6 @@ Result<std::unique_ptr<Cache>> Cache::Open(const CacheOptions& options) {
     }
     auto lk = cache->tier_->Lock();
     cache->tier_->SetQuotasLocked(std::move(quotas));
-  }
-  if (!options.remote_address.empty()) {
-    if (!options.remote_factory) {
-      return Status(Code::kUnsupported, "remote_address '" + options.remote_address +
-                                            "': this libkvc was built without gRPC, so it has no remote tier");
-    }
-    auto remote = options.remote_factory(options);
-    if (!remote.ok()) return remote.status();
-    cache->remote_ = std::move(remote).value();
   }
   cache->maintenance_ = std::thread([c = cache.get()] { c->MaintenanceLoop(); });
   return cache;

@@ -3,7 +3,11 @@
 #ifdef KVC_NET_BUILD
 #include "net/remote_tier.h"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -260,7 +264,7 @@ class NodeRemoteTier final : public RemoteTier {
     auto c = NodeClient::Connect(address_, o);
     if (!c.ok()) {
       Status s = c.status();
-      if (s.code() == Code::kInvalidArgument || s.code() == Code::kUnsupported)
+      if (s.code() != Code::kUnavailable && s.code() != Code::kTimeout)
         s = Status(Code::kUnavailable, s.message());  // a node we cannot use is a node that is down
       lk.unlock();  // Down() visits every slot
       Down(s);
@@ -367,6 +371,9 @@ Result<std::unique_ptr<RemoteTier>> NewRemoteTier(const CacheOptions& options) {
   if (options.remote_timeout_ms == 0) return InvalidArgument("remote_timeout_ms must be at least 1");
   if (options.remote_credential.size() && options.remote_tenant.empty())
     return InvalidArgument("remote_credential is set but remote_tenant is not");
+  if (!options.remote_tls_ca_path.empty() && access(options.remote_tls_ca_path.c_str(), R_OK) != 0)
+    return InvalidArgument("remote_tls_ca_path '" + options.remote_tls_ca_path + "' cannot be read: " +
+                           std::strerror(errno));
   const uint64_t queue = options.remote_queue_bytes
                              ? options.remote_queue_bytes
                              : std::min<uint64_t>(64ull << 20, options.host_capacity_bytes / 4);

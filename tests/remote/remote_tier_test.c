@@ -272,6 +272,56 @@ static void test_tenants(const char *tenants) {
   kvc_string_free(cred2);
 }
 
+/* Two processes: a child (this program, --writer ADDR) stores through its
+ * own cache and exits; this process's cache then finds the blocks. */
+static int writer_main(const char *addr) {
+  kvc_cache *a = open_cache(addr, NULL, NULL, NULL);
+  kvc_namespace *na = open_ns(a, "procs", NULL, NULL);
+  kvc_key keys[kBlocks];
+  kvc_error err;
+  if (!na) return 1;
+  keys_of(na, keys, 7000);
+  store_all(na, keys, 3);
+  CHECK(kvc_cache_flush(a, &err) == KVC_OK);
+  CHECK(remote_stat(a, "sends") == 3);
+  kvc_namespace_close(na);
+  kvc_cache_close(a);
+  return failures ? 1 : 0;
+}
+
+static void test_processes(const char *addr) {
+  char *argv[] = {"/proc/self/exe", "--writer", (char *)addr, NULL};
+  pid_t pid = 0;
+  int status = -1, i;
+  kvc_key keys[kBlocks];
+  uint8_t tiers[kBlocks], back[kBytes];
+  kvc_error err;
+  kvc_cache *b;
+  kvc_namespace *nb;
+  CHECK(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ) == 0);
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  b = open_cache(addr, NULL, NULL, NULL);
+  nb = open_ns(b, "procs", NULL, NULL);
+  if (nb) {
+    keys_of(nb, keys, 7000);
+    CHECK(match(nb, keys, tiers) == 3 && tiers[0] == KVC_TIER_REMOTE && tiers[2] == KVC_TIER_REMOTE);
+    for (i = 0; i < 3; i++) {
+      kvc_buf dst = KVC_HOST_BUF(back, kBytes);
+      memset(back, 0, sizeof back);
+      CHECK(kvc_load(nb, &keys[i], 0, &dst, &err) == KVC_OK && memcmp(back, blocks[i], kBytes) == 0);
+    }
+  }
+  kvc_namespace_close(nb);
+  kvc_cache_close(b);
+}
+
+static void phase(const char *name) {
+  static double last = 0;
+  const double t = now_s();
+  if (last != 0) fprintf(stderr, "phase %s: %.3f s\n", name, t - last);
+  last = t;
+}
+
 /* A lookup that found the node down, and the ones during the back-off. */
 static void expect_down(kvc_cache *c, kvc_namespace *ns, const kvc_key *keys, const char *what) {
   kvc_error err;
@@ -435,16 +485,18 @@ static void test_killed(const char *bin, const char *dir) {
   }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   char dir[] = "/tmp/kvc-remote-XXXXXX";
   char tenants[600];
   int i, j;
   kvc_error err;
   for (i = 0; i < kBlocks; i++)
     for (j = 0; j < kBytes; j++) blocks[i][j] = (uint8_t)(i * 37 + j * 11 + 1);
+  if (argc == 3 && strcmp(argv[1], "--writer") == 0) return writer_main(argv[2]);
   if (!(kvc_features() & KVC_FEATURE_GRPC)) {
     kvc_cache_options co = KVC_CACHE_OPTIONS_INIT;
     kvc_cache *c = NULL;
+    co.host_capacity_bytes = 1u << 20;
     co.remote_address = "127.0.0.1:1";
     CHECK(kvc_cache_open(&c, &co, &err) == KVC_ERR_UNSUPPORTED && c == NULL);
     CHECK(strstr(err.message, "without gRPC") != NULL);
@@ -456,23 +508,37 @@ int main(void) {
   {
     kvc_cache_options co = KVC_CACHE_OPTIONS_INIT;
     kvc_cache *c = NULL;
+    co.host_capacity_bytes = 1u << 20;
     co.remote_address = "";
     CHECK(kvc_cache_open(&c, &co, &err) == KVC_ERR_INVALID_ARGUMENT && c == NULL);
     co.remote_address = NULL;
     co.remote_tenant = "t1";
     CHECK(kvc_cache_open(&c, &co, &err) == KVC_ERR_INVALID_ARGUMENT && c == NULL);
+    co.remote_address = "127.0.0.1:1";
+    co.remote_tenant = NULL;
+    co.remote_tls_ca_path = "/nonexistent/kvc-ca.pem";
+    CHECK(kvc_cache_open(&c, &co, &err) == KVC_ERR_INVALID_ARGUMENT && c == NULL);
+    CHECK(strstr(err.message, "remote_tls_ca_path") != NULL);
   }
+  phase("start");
   {
     kvc_node_server *server = start_node("127.0.0.1:0", NULL);
     if (server) {
       test_sharing(kvc_node_server_address(server));
+      phase("sharing");
+      test_processes(kvc_node_server_address(server));
+      phase("processes");
       kvc_node_server_stop(server, 1000);
     }
   }
+  phase("tenants-before");
   test_tenants(tenants);
+  phase("tenants");
   test_down();
+  phase("down");
   if (getenv("KVC_BIN") != NULL && getenv("KVC_BIN")[0] != 0) {
     test_killed(getenv("KVC_BIN"), dir);
+    phase("killed");
   } else {
     fprintf(stderr, "SKIPPED: the kill -9 part needs KVC_BIN (the kvc CLI)\n");
   }
@@ -481,6 +547,7 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
   }
+  phase("cleanup");
   if (failures) fprintf(stderr, "%d failure(s)\n", failures);
   return failures ? 1 : 0;
 }
