@@ -1,4 +1,5 @@
-// kvc bench: the load test and the micro-benchmarks of the embedded cache.
+// kvc bench: the load test and the micro-benchmarks of the embedded cache,
+// and the block traffic of --node/--cluster/--redis targets side by side.
 // Flags and output fields: man/kvc-bench.1 and docs/benchmarks.md.
 #include <algorithm>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include "bench_config.h"
 #include "bench_load.h"
 #include "bench_micro.h"
+#include "bench_remote.h"
 #include "bench_report.h"
 #include "bench_workload.h"
 #include "command.h"
@@ -52,9 +54,65 @@ struct Flags {
   BenchConfig config;
   Output output = Output::kTable;
   CLI::App* app = nullptr;
+  // remote targets
+  std::vector<std::string> nodes, clusters, redis;
+  std::string block_bytes = "1MiB";
+  uint32_t blocks = 64;
+  uint32_t passes = 4;
+  uint32_t rounds = 3;
+  std::string tenant, credential;
+  uint32_t timeout_ms = 0;
 };
 
+// The flags of the embedded cache's runs, refused beside remote targets.
+constexpr const char* kEmbeddedOnly[] = {
+    "--workload", "--model",   "--dtype",    "--layers",      "--kv-heads",     "--head-dim",
+    "--block-tokens", "--capacity", "--requests", "--duration", "--policy",       "--hash",
+    "--max-context", "--verify", "--tiers",    "--ssd-dir",     "--ssd-capacity", "--write-mode",
+    "--tenants",  "--tenant-quota", "--micro", "--quick", "--seed"};
+constexpr const char* kRemoteOnly[] = {"--block-bytes", "--blocks", "--passes", "--rounds",
+                                       "--timeout-ms"};
+
+int RunRemote(Flags& f) {
+  for (const char* flag : kEmbeddedOnly)
+    if (f.app->count(flag))
+      return Usage(std::string(flag) + " is for the embedded cache; with --node, --cluster or "
+                                       "--redis use --block-bytes, --blocks, --passes, --threads");
+  RemoteConfig rc;
+  for (const auto& a : f.nodes) rc.targets.push_back({"node", a});
+  for (const auto& a : f.clusters) rc.targets.push_back({"cluster", a});
+  for (const auto& a : f.redis) rc.targets.push_back({"redis", a});
+  for (const auto& t : rc.targets)
+    if (t.address.empty()) return Usage("--" + t.kind + " needs an address");
+  const auto bb = ParseSize(f.block_bytes);
+  if (!bb) return Usage("--block-bytes: cannot read '" + f.block_bytes + "' as a size (e.g. 64KiB, 1MiB)");
+  if (*bb < 2 || *bb % 2 != 0 || *bb > (uint64_t{1} << 30))
+    return Usage("--block-bytes must be even, from 2 B to 1 GiB");
+  rc.block_bytes = *bb;
+  if (f.blocks == 0 || f.blocks > (1u << 20)) return Usage("--blocks must be between 1 and 1048576");
+  if (f.passes == 0) return Usage("--passes must be at least 1");
+  if (f.rounds == 0 || f.rounds > 100) return Usage("--rounds must be between 1 and 100");
+  BenchConfig& c = f.config;
+  if (f.app->count("--threads") && (c.threads == 0 || c.threads > 256))
+    return Usage("--threads must be between 1 and 256");
+  rc.threads = c.threads != 0 ? c.threads : std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  rc.blocks = f.blocks;
+  rc.passes = f.passes;
+  rc.rounds = f.rounds;
+  rc.tenant = f.tenant;
+  rc.credential = f.credential;
+  rc.timeout_ms = f.timeout_ms;
+  rc.progress = c.progress;
+  nlohmann::json report;
+  const int code = RunRemoteBench(rc, &report);
+  PrintRemoteReport(report, f.output);
+  return code;
+}
+
 int Run(Flags& f) {
+  if (!f.nodes.empty() || !f.clusters.empty() || !f.redis.empty()) return RunRemote(f);
+  for (const char* flag : kRemoteOnly)
+    if (f.app->count(flag)) return Usage(std::string(flag) + " needs --node, --cluster or --redis");
   BenchConfig& c = f.config;
   if (c.micro) {
     nlohmann::json report;
@@ -151,7 +209,9 @@ int Run(Flags& f) {
 
 Registration RegisterBench(CLI::App& root) {
   auto* app = root.add_subcommand(
-      "bench", "Load-test the embedded cache under a synthetic workload, or run micro-benchmarks");
+      "bench",
+      "Load-test the embedded cache under a synthetic workload, run micro-benchmarks, or measure "
+      "nodes and Redis side by side (--node, --cluster, --redis)");
   auto f = std::make_shared<Flags>();
   f->app = app;
   BenchConfig& c = f->config;
@@ -190,6 +250,27 @@ Registration RegisterBench(CLI::App& root) {
   app->add_option("--tenant-quota", c.tenant_quota, "Host-tier quota of each tenant");
   app->add_flag("--micro", c.micro, "Run the micro-benchmarks instead of the load test");
   app->add_flag("--quick", c.quick, "Shorter measurements (rough figures; for tests)");
+  app->add_option("--node", f->nodes,
+                  "Measure a kvc node: host:port (TCP) or unix:PATH (same host); repeatable")
+      ->allow_extra_args(false);
+  app->add_option("--cluster", f->clusters,
+                  "Measure a cluster address as kvc_node_connect takes it; repeatable")
+      ->allow_extra_args(false);
+  app->add_option("--redis", f->redis, "Measure a Redis server: host:port or unix:PATH; repeatable")
+      ->allow_extra_args(false);
+  app->add_option("--block-bytes", f->block_bytes, "Block size of the remote targets' traffic")
+      ->capture_default_str();
+  app->add_option("--blocks", f->blocks, "Blocks each thread puts (remote targets)")
+      ->capture_default_str();
+  app->add_option("--passes", f->passes, "Times each thread matches and gets its blocks")
+      ->capture_default_str();
+  app->add_option("--rounds", f->rounds,
+                  "Times every target is measured, alternating; the best round of each phase is kept")
+      ->capture_default_str();
+  app->add_option("--tenant", f->tenant, "Tenant to act as on --node/--cluster")->envname("KVC_TENANT");
+  app->add_option("--credential", f->credential, "The tenant's credential")
+      ->envname("KVC_CREDENTIAL");
+  app->add_option("--timeout-ms", f->timeout_ms, "Deadline of each node call (default 10000)");
   AddOutputFlags(app, &f->output, true);
   return {app, [f] { return Run(*f); }};
 }
