@@ -1,0 +1,308 @@
+// Fuzz target over the node's request decoding: the input is a sequence of
+// records, each a kvc.v1 request (or a store stream of StoreMessages) in its
+// protobuf encoding, sent through a real gRPC server (in this process, on a
+// loopback port) to a real NodeService over a fresh 16 MiB cache. Input
+// format: fuzz/README.md.
+//
+// Invariants checked after every record (a violation aborts, which libFuzzer
+// and the replay runner report as a crash):
+// - the call completes (a deadline of 5 s; nothing hangs);
+// - no reservation or pin outlives its call (the cache's "pending" and
+//   "pins" return to 0);
+// - a store that did not answer KVC_OK made nothing visible: a block shard
+//   absent before it is absent after it; a store that made a shard visible
+//   answered KVC_OK, and the shard holds exactly the bytes streamed;
+// - a load's stream is consistent: offsets in order, as many bytes as
+//   announced;
+// and at the end of the input the node still answers Health, serving.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/cache.h"
+#include "kvc/v1/kvc.grpc.pb.h"
+#include "net/node_service.h"
+
+namespace v1 = kvc::v1;
+
+namespace {
+
+#define FUZZ_CHECK(cond, what)                                                        \
+  do {                                                                                \
+    if (!(cond)) {                                                                    \
+      std::fprintf(stderr, "node_request_fuzzer: invariant violated: %s (%s:%d)\n", \
+                   what, __FILE__, __LINE__);                                         \
+      std::abort();                                                                   \
+    }                                                                                 \
+  } while (0)
+
+// Reads the input front to back; every read past the end yields zeros/empty.
+class Reader {
+ public:
+  Reader(const uint8_t* data, size_t size) : p_(data), end_(data + size) {}
+  bool done() const { return p_ >= end_; }
+  uint8_t U8() { return p_ < end_ ? *p_++ : 0; }
+  uint16_t U16() {
+    uint16_t lo = U8();
+    return static_cast<uint16_t>(lo | (uint16_t{U8()} << 8));
+  }
+  std::string Bytes(size_t n) {
+    const size_t left = static_cast<size_t>(end_ - p_);
+    if (n > left) n = left;
+    std::string s(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return s;
+  }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+// One node, in process: a cache, the service and a gRPC server with no port,
+// reached through its in-process channel.
+class Node {
+ public:
+  Node() {
+    kvc::CacheOptions o;
+    o.host_capacity_bytes = 16u << 20;
+    o.prefault = false;
+    o.maintenance_interval_ms = 50;
+    auto cache = kvc::Cache::Open(o);
+    FUZZ_CHECK(cache.ok(), "the cache opens");
+    cache_ = std::move(cache).value();
+    service_ = std::make_unique<kvc::net::NodeService>(*cache_, false);
+    grpc::ServerBuilder b;
+    // A loopback port rather than the in-process channel alone: gRPC's
+    // in-process transport does not end a client's pending writes when the
+    // server finishes a stream early (a store refused mid-stream), so such
+    // a client would wait for its deadline where a TCP client does not.
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.RegisterService(service_.get());
+    b.SetMaxReceiveMessageSize(kvc::net::kMaxMessageBytes);
+    b.SetMaxSendMessageSize(kvc::net::kMaxMessageBytes);
+    server_ = b.BuildAndStart();
+    FUZZ_CHECK(server_ != nullptr, "the in-process server starts");
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(kvc::net::kMaxMessageBytes);
+    args.SetMaxSendMessageSize(kvc::net::kMaxMessageBytes);
+    FUZZ_CHECK(port != 0, "the server listens on a loopback port");
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    stub_ = v1::Node::NewStub(
+        grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(), args));
+  }
+  ~Node() {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    server_->Wait();
+    server_.reset();
+    service_.reset();
+    cache_.reset();
+  }
+
+  v1::Node::Stub& stub() { return *stub_; }
+
+  // Waits (bounded) until no reservation and no pin is held: a call's
+  // handler may still be unwinding on a server thread after the client saw
+  // its end (a cancelled stream).
+  void CheckNothingHeld() {
+    for (int i = 0; i < 400; ++i) {
+      const auto j = cache_->StatsJson();
+      if (j.value("pending", uint64_t{1}) == 0 && j.value("pins", uint64_t{1}) == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    FUZZ_CHECK(false, "no reservation or pin outlives its call");
+  }
+
+ private:
+  std::unique_ptr<kvc::Cache> cache_;
+  std::unique_ptr<kvc::net::NodeService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::Node::Stub> stub_;
+};
+
+void Prepare(grpc::ClientContext* ctx) {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+}
+
+// A load of (ns, key, shard): the kvc code (1 for a transport error) and the
+// bytes when it is KVC_OK; checks the stream's consistency.
+int LoadShard(Node& node, const v1::LoadRequest& q, std::string* bytes) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  auto reader = node.stub().Load(&ctx, q);
+  v1::LoadChunk c;
+  int code = 1;
+  uint64_t total = 0;
+  bytes->clear();
+  bool first = true;
+  while (reader->Read(&c)) {
+    if (first) {
+      code = c.result().code();
+      total = c.total_bytes();
+      first = false;
+    }
+    if (!c.data().empty()) {
+      FUZZ_CHECK(c.offset() == bytes->size(), "load chunks arrive in order");
+      FUZZ_CHECK(c.data().size() <= kvc::net::kMaxChunkBytes, "load chunks are at most 1 MiB");
+      bytes->append(c.data());
+    }
+  }
+  const grpc::Status st = reader->Finish();
+  FUZZ_CHECK(st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED, "a load completes");
+  if (!st.ok()) return 1;
+  if (code == 0) FUZZ_CHECK(bytes->size() == total, "a load streams total_bytes bytes");
+  return code;
+}
+
+void DoMatch(Node& node, const std::string& payload) {
+  v1::MatchRequest q;
+  if (!q.ParseFromString(payload)) return;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::MatchResponse r;
+  const grpc::Status st = node.stub().Match(&ctx, q, &r);
+  FUZZ_CHECK(st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED, "a match completes");
+  if (st.ok() && r.result().code() == 0) {
+    if (q.tokens_size() == 0) {
+      FUZZ_CHECK(r.blocks() <= static_cast<uint64_t>(q.keys_size()), "match: blocks <= keys");
+      FUZZ_CHECK(r.tiers().size() == static_cast<size_t>(q.keys_size()), "match: one tier per key");
+    } else {
+      FUZZ_CHECK(r.blocks() <= static_cast<uint64_t>(r.keys_size()), "match: blocks <= token keys");
+    }
+  }
+}
+
+void DoLoad(Node& node, const std::string& payload) {
+  v1::LoadRequest q;
+  if (!q.ParseFromString(payload)) return;
+  std::string bytes;
+  LoadShard(node, q, &bytes);
+}
+
+// flags & 1: cancel the stream after the messages instead of ending it;
+// flags & 2: leave the stream open (no WritesDone) and finish from the
+// client's side by cancelling, as a client that vanishes would.
+void DoStore(Node& node, Reader& in, size_t payload_len) {
+  std::string payload = in.Bytes(payload_len);
+  Reader p(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+  const uint8_t flags = p.U8();
+  std::vector<v1::StoreMessage> msgs;
+  while (!p.done()) {
+    const uint16_t n = p.U16();
+    v1::StoreMessage m;
+    if (m.ParseFromString(p.Bytes(n))) msgs.push_back(std::move(m));
+  }
+  // The shard the stream names, and whether it was visible before.
+  const v1::StoreBegin* begin = !msgs.empty() && msgs[0].has_begin() ? &msgs[0].begin() : nullptr;
+  v1::LoadRequest probe;
+  int before = 1;
+  std::string before_bytes;
+  if (begin != nullptr) {
+    *probe.mutable_ns() = begin->ns();
+    probe.set_key(begin->key());
+    probe.set_shard(begin->shard());
+    before = LoadShard(node, probe, &before_bytes);
+  }
+  std::string streamed;
+  for (size_t i = 1; i < msgs.size(); ++i)
+    if (msgs[i].has_chunk()) streamed += msgs[i].chunk().data();
+
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::StoreResponse r;
+  auto w = node.stub().Store(&ctx, &r);
+  for (const auto& m : msgs)
+    if (!w->Write(m)) break;
+  if (flags & 3) {
+    ctx.TryCancel();
+  } else {
+    w->WritesDone();
+  }
+  const grpc::Status st = w->Finish();
+  FUZZ_CHECK(st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED, "a store completes");
+  const bool stored_ok = st.ok() && r.result().code() == 0;
+  node.CheckNothingHeld();
+
+  if (begin != nullptr) {
+    std::string after_bytes;
+    const int after = LoadShard(node, probe, &after_bytes);
+    if (before != 0 && after == 0) {
+      FUZZ_CHECK(stored_ok, "a shard becomes visible only through a store that answered KVC_OK");
+      FUZZ_CHECK(after_bytes == streamed, "a stored shard holds exactly the bytes streamed");
+    }
+    if (before == 0 && after == 0 && !stored_ok)
+      FUZZ_CHECK(after_bytes == before_bytes, "a failed store leaves a visible shard's bytes alone");
+  }
+}
+
+template <class Req, class Resp, class Call>
+void DoUnary(const std::string& payload, Call call) {
+  Req q;
+  if (!q.ParseFromString(payload)) return;
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  Resp r;
+  const grpc::Status st = call(&ctx, q, &r);
+  FUZZ_CHECK(st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED, "a unary call completes");
+}
+
+void CheckHealth(Node& node) {
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  v1::HealthResponse r;
+  const grpc::Status st = node.stub().Health(&ctx, v1::HealthRequest(), &r);
+  FUZZ_CHECK(st.ok() && r.serving(), "the node answers Health, serving");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Node node;
+  Reader in(data, size);
+  auto& stub = node.stub();
+  while (!in.done()) {
+    const uint8_t kind = in.U8() % 8;
+    const uint16_t len = in.U16();
+    if (kind == 3) {
+      DoStore(node, in, len);
+      continue;
+    }
+    const std::string payload = in.Bytes(len);
+    switch (kind) {
+      case 1:
+        DoMatch(node, payload);
+        break;
+      case 2:
+        DoLoad(node, payload);
+        break;
+      case 4:
+        DoUnary<v1::DeleteRequest, v1::DeleteResponse>(payload, [&](auto* c, auto& q, auto* r) {
+          return stub.Delete(c, q, r);
+        });
+        break;
+      case 5:
+        DoUnary<v1::BumpRevisionRequest, v1::BumpRevisionResponse>(
+            payload, [&](auto* c, auto& q, auto* r) { return stub.BumpRevision(c, q, r); });
+        break;
+      case 6:
+        DoUnary<v1::StatsRequest, v1::StatsResponse>(payload, [&](auto* c, auto& q, auto* r) {
+          return stub.Stats(c, q, r);
+        });
+        break;
+      default:  // 0, 7
+        CheckHealth(node);
+        break;
+    }
+    node.CheckNothingHeld();
+  }
+  CheckHealth(node);
+  return 0;
+}
