@@ -12,6 +12,14 @@ PKGS=(
   python3 python3-dev python3-pytest python3-numpy python3-xxhash swig
   golang-go cargo rustc
   python3-mypy
+  # node tests and benchmarks: Redis 7 and hiredis for `kvc bench --redis`
+  # (tests start their own redis-server on a free port; no system service
+  # is used), clang and its libFuzzer runtime for scripts/fuzz.sh, an HTTP
+  # server for the metrics endpoint, etcd for cluster membership.
+  redis-server libhiredis-dev
+  clang libclang-rt-14-dev
+  libcpp-httplib-dev
+  etcd-server etcd-client golang-etcd-server-dev
 )
 
 missing=()
