@@ -57,6 +57,10 @@ constexpr Setting kSettings[] = {
      "File holding the admin token of tenant-admin calls (else $KVC_ADMIN_TOKEN; none: refused)"},
     {"metrics_listen", "KVC_METRICS_LISTEN", "--metrics-listen", "",
      "host:port serving GET /metrics (Prometheus; port 0: a free port; empty: none)"},
+    {"cluster", "KVC_CLUSTER", "--cluster", "", "Register in etcd://HOST:PORT[,...]/NAME (docs/cluster.md); empty: standalone"},
+    {"node_id", "KVC_NODE_ID", "--node-id", "", "Node id in the cluster (default: from the advertised address)"},
+    {"zone", "KVC_ZONE", "--zone", "", "Zone of this node, for replica placement (empty: none)"},
+    {"advertise", "KVC_ADVERTISE", "--advertise", "", "host:port clients reach this node at (default: the bound address)"},
 };
 
 // The admin token: never a flag's value (it would show in ps) and never
@@ -218,6 +222,10 @@ int Run(const ServeArgs& a) {
   so.tls_client_ca_path = str("tls_client_ca");
   so.admin_token = admin.token.empty() ? nullptr : admin.token.c_str();
   so.metrics_listen = str("metrics_listen");
+  so.cluster = str("cluster");
+  so.node_id = str("node_id");
+  so.zone = str("zone");
+  so.advertise = str("advertise");
 
   // Signals are taken by sigwait: block them before any thread starts.
   sigset_t set;
@@ -244,6 +252,7 @@ int Run(const ServeArgs& a) {
   ready["client_certs"] = so.tls_client_ca_path != nullptr;
   ready["admin"] = admin.token.empty() ? "refused" : "enabled";
   if (so.unix_path) ready["unix_socket"] = so.unix_path;
+  if (so.cluster) ready["cluster"] = so.cluster;
   log.Log("info", "ready", ready);
   int sig = 0;
   sigwait(&set, &sig);

@@ -139,9 +139,10 @@ void Registration::Run() {
         wait_ms = ttl_s_ * 1000 / 3;
       } else if (ttl.status().code() == Code::kNotFound) {
         valid_until_ns_.store(0);
-        Log("lease lost (" + ttl.status().message() + "): writes fenced; registering again");
+        Log("lease lost (" + ttl.status().message() + "): writes fenced; dropping held blocks, registering again");
         lease_ = 0;
         epoch_.store(0);
+        if (opts_.on_lease_lost) opts_.on_lease_lost();
         wait_ms = 0;
       } else {
         if (ttl.status().message() != last_error) Log("cannot renew the lease: " + ttl.status().message());

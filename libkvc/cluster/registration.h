@@ -5,7 +5,9 @@
 // create_revision), and renews the lease every ttl_s/3. Its registered
 // epoch is the revision of that creation. When etcd reports the lease
 // expired (the node was paused, or etcd was away past the TTL) the node
-// registers again, at a new epoch.
+// registers again, at a new epoch, after dropping every block it held
+// (on_lease_lost): out of the cluster, it may have missed deletes and
+// revision bumps that went only to the nodes then registered.
 //
 // The fence (Admit) admits a store only while the lease is known to be
 // valid — the last renewal was sent less than the granted TTL minus a
@@ -22,6 +24,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,6 +48,11 @@ struct RegistrationOptions {
   uint32_t ttl_s = 0;
   // How long Start waits for etcd. Default: 5000 ms.
   uint32_t timeout_ms = 5000;
+  // Called (on the registration's thread) when etcd says the lease has
+  // expired, before the node registers again: while out of the cluster it
+  // may have missed deletes and revision bumps, so the node drops what it
+  // holds (NodeService::BumpAllRevisions). Default: nothing.
+  std::function<void()> on_lease_lost;
 };
 
 class Registration {

@@ -310,6 +310,11 @@ void NodeService::set_write_fence(WriteFence fence) {
   fence_ = std::make_shared<const WriteFence>(std::move(fence));
 }
 
+void NodeService::BumpAllRevisions() {
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto& [id, ns] : namespaces_) (void)cache_.BumpRevision(*ns);
+}
+
 Status NodeService::AdmitWrite(uint64_t epoch) const {
   std::shared_ptr<const WriteFence> f;
   {

@@ -94,6 +94,10 @@ class NodeService final : public kvc::v1::Node::Service {
   // published). Unset: every store is admitted. Any thread, any time.
   using WriteFence = std::function<Status(uint64_t membership_epoch)>;
   void set_write_fence(WriteFence fence);
+  // Bumps the revision of every namespace opened through this service, so
+  // that no block stored before is served again (a cluster node that lost
+  // its lease may have missed deletes and revision bumps). Any thread.
+  void BumpAllRevisions();
 
  private:
   Status AdmitWrite(uint64_t membership_epoch) const;

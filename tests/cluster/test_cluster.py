@@ -198,6 +198,20 @@ def test_register_list_drain_depart(etcd, tmp_path):
         r = kvc("cluster", "drain", "--cluster", cluster, "nobody")
         assert r.returncode == 1 and "KVC_ERR_NOT_FOUND" in r.stderr
 
+        # A revision bump on every node: the block stored above vanishes.
+        assert load(n1.address, "a")["intact"]
+        r = kvc("cluster", "revision", "bump", "--cluster", cluster, "--model", "cluster-test-model",
+                "--revision", "r1", "--layers", "2", "--kv-heads", "2", "--head-dim", "8", "--block-tokens", "4",
+                "--json")
+        assert r.returncode == 0, r.stderr
+        bumped = json.loads(r.stdout)
+        assert bumped["ok"] and sorted(x["id"] for x in bumped["nodes"]) == ["n1", "n2"]
+        assert load(n1.address, "a")["code"] != 0
+        # Tenant operations go to each node; these nodes have no tenants file.
+        r = kvc("cluster", "tenant", "list", "--cluster", cluster, "--json")
+        assert r.returncode == 1
+        assert all(not x["ok"] and "KVC_ERR_" in x["error"] for x in json.loads(r.stdout)["nodes"])
+
         # A clean stop revokes the lease: gone at once, at a higher epoch.
         before = nodes(cluster)["epoch"]
         n2.stop()
@@ -236,6 +250,9 @@ def test_paused_node_is_fenced_until_it_reregisters(etcd, tmp_path):
         e2 = m["nodes"][0]["registered_epoch"]
         assert e2 > e1
         eventually(lambda: store(n.address, e2, "c")["code"] == 0, 5, "writes at the new epoch")
+        # Out of the cluster it may have missed deletes and bumps: what it
+        # held before is gone.
+        assert load(n.address, "a")["code"] != 0
         r = store(n.address, e1, "d")
         assert r["code"] == FENCED and "epoch" in r["message"], r
         assert load(n.address, "d")["code"] != 0  # nothing was published
