@@ -178,6 +178,7 @@ class NodeRemoteTier final : public RemoteTier {
   struct Slot {
     std::mutex mu;
     std::shared_ptr<NodeClient> client;  // GUARDED_BY(mu)
+    uint64_t gen = 0;                    // GUARDED_BY(mu): down_gen_ when it was opened
   };
   struct Item {
     const NamespaceState* ns;
@@ -197,16 +198,11 @@ class NodeRemoteTier final : public RemoteTier {
                                           std::to_string(backoff_ms_) + " ms after a failure)");
   }
 
-  // The node failed: back off, and reopen connections after it.
+  // The node failed: back off, and reopen every connection after it (a
+  // fresh channel, not one in gRPC's own reconnect back-off).
   void Down(const Status& why) {
     down_until_.store(NowMs() + backoff_ms_, std::memory_order_release);
-    {
-      std::lock_guard<std::mutex> lk(ids_mu_);
-      for (auto& [id, slot] : slots_) {
-        std::unique_lock<std::mutex> sl(slot->mu, std::try_to_lock);
-        if (sl.owns_lock()) slot->client.reset();
-      }
-    }
+    down_gen_.fetch_add(1, std::memory_order_acq_rel);
     if (!logged_down_.exchange(true))
       std::fprintf(stderr, "kvc: remote tier: node %s: %s; lookups miss (node_down) until it answers again\n",
                    address_.c_str(), why.ToString().c_str());
@@ -255,8 +251,10 @@ class NodeRemoteTier final : public RemoteTier {
       if (!s) s = std::make_shared<Slot>();
       slot = s;
     }
-    std::unique_lock<std::mutex> lk(slot->mu);
-    if (slot->client) return slot->client;
+    std::lock_guard<std::mutex> lk(slot->mu);
+    const uint64_t gen = down_gen_.load(std::memory_order_acquire);
+    if (slot->client && slot->gen == gen) return slot->client;
+    slot->client.reset();  // opened before the last failure
     if (BackingOff()) return DownStatus();  // another thread's connect just failed
     NodeClientOptions o = base_;
     o.tenant = id.name;
@@ -266,12 +264,12 @@ class NodeRemoteTier final : public RemoteTier {
       Status s = c.status();
       if (s.code() != Code::kUnavailable && s.code() != Code::kTimeout)
         s = Status(Code::kUnavailable, s.message());  // a node we cannot use is a node that is down
-      lk.unlock();  // Down() visits every slot
       Down(s);
       return s;
     }
     connects_.fetch_add(1, std::memory_order_relaxed);
     slot->client = std::shared_ptr<NodeClient>(std::move(c).value());
+    slot->gen = gen;
     return slot->client;
   }
 
@@ -342,6 +340,7 @@ class NodeRemoteTier final : public RemoteTier {
   NodeClientOptions base_;
   Identity default_id_;
   std::atomic<int64_t> down_until_{0};
+  std::atomic<uint64_t> down_gen_{0};  // failures so far
   std::atomic<bool> logged_down_{false}, logged_refused_{false};
 
   std::mutex ids_mu_;
