@@ -154,10 +154,10 @@ class Cache {
     return tenants_.Authenticate(name, credential);
   }
   // Reads the tenants file again and applies it at once (cache_tenants.cc):
-  // new tenants authenticate, a deleted one no longer does, quotas change in
-  // the host and SSD tiers, and a deleted tenant's blocks go first when
-  // anyone needs room (at once on the SSD tier). KVC_ERR_UNSUPPORTED
-  // without a tenants file; on an error the old tenants stay.
+  // new tenants authenticate, a deleted one no longer does and its blocks
+  // leave the host and SSD tiers, and quotas change in both tiers.
+  // KVC_ERR_UNSUPPORTED without a tenants file; on an error the old tenants
+  // stay.
   Status ReloadTenants();
 
   // Leading blocks of `keys` present with every shard; `tiers` (may be null)

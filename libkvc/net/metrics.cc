@@ -226,6 +226,8 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const std::strin
   std::unique_ptr<MetricsEndpoint> e(new MetricsEndpoint);
   e->impl_ = std::make_unique<Impl>();
   auto& srv = e->impl_->server;
+  // Scrapes are rare: two threads, not httplib's default of one per core.
+  srv.new_task_queue = [] { return new httplib::ThreadPool(2); };
   srv.Get("/metrics", [render = std::move(render)](const httplib::Request&, httplib::Response& res) {
     res.set_content(render(), "text/plain; version=0.0.4; charset=utf-8");
   });

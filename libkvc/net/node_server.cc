@@ -21,7 +21,7 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   s->cache_ = std::move(cache).value();
   s->service_ = std::make_unique<NodeService>(*s->cache_, options.write_through);
   s->service_->set_admin_token(options.admin_token);
-  // Applies what the tenants file says of deleted tenants (their blocks go first).
+  // Applies what the tenants file says of deleted tenants (their blocks go).
   if (!options.cache.tenants_path.empty()) KVC_RETURN_IF_ERROR(s->cache_->ReloadTenants());
   auto creds = ServerCredentialsFromFiles(options.tls_cert_path, options.tls_key_path, options.tls_client_ca_path);
   if (!creds.ok()) return creds.status();
