@@ -312,6 +312,35 @@ static void test_retries(void) {
   kvc_node_server_stop(a.server, 0);
 }
 
+/* The metrics endpoint's bound address for port 0; a second node on that
+ * port fails (the port is not shared). */
+static void test_metrics_address(void) {
+  kvc_cache_options co = KVC_CACHE_OPTIONS_INIT;
+  kvc_node_server_options so = KVC_NODE_SERVER_OPTIONS_INIT;
+  kvc_node_server *s = NULL, *t = NULL;
+  kvc_error err;
+  const char *m;
+  char taken[64];
+  co.host_capacity_bytes = 1u << 20;
+  so.listen = "127.0.0.1:0";
+  so.cache = &co;
+  so.metrics_listen = "127.0.0.1:0";
+  CHECK(kvc_node_server_start(&s, &so, &err) == KVC_OK);
+  if (!s) return;
+  m = kvc_node_server_metrics_address(s);
+  CHECK(strncmp(m, "127.0.0.1:", 10) == 0 && strcmp(m, "127.0.0.1:0") != 0);
+  snprintf(taken, sizeof taken, "%s", m);
+  so.metrics_listen = taken;
+  CHECK(kvc_node_server_start(&t, &so, &err) == KVC_ERR_UNAVAILABLE && t == NULL);
+  so.metrics_listen = "127.0.0.1";
+  CHECK(kvc_node_server_start(&t, &so, &err) == KVC_ERR_INVALID_ARGUMENT && t == NULL);
+  kvc_node_server_stop(s, 0);
+  so.metrics_listen = NULL;
+  CHECK(kvc_node_server_start(&s, &so, &err) == KVC_OK);
+  if (s) CHECK(strcmp(kvc_node_server_metrics_address(s), "") == 0);
+  kvc_node_server_stop(s, 0);
+}
+
 int main(void) {
   char dir[] = "/tmp/kvc-sec-XXXXXX";
   char cmd[600];
@@ -322,6 +351,7 @@ int main(void) {
   if (mkdtemp(dir) == NULL) return 1;
   test_admin_and_auth(dir);
   test_retries();
+  test_metrics_address();
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
   if (failures) {
