@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "cluster/registration.h"
 #include "net/node_service.h"
 #include "net/shm_server.h"
 
@@ -21,7 +22,7 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   s->cache_ = std::move(cache).value();
   s->service_ = std::make_unique<NodeService>(*s->cache_, options.write_through);
   s->service_->set_admin_token(options.admin_token);
-  // Applies what the tenants file says of deleted tenants (their blocks go).
+  // Applies what the tenants file says of deleted tenants (their blocks go first).
   if (!options.cache.tenants_path.empty()) KVC_RETURN_IF_ERROR(s->cache_->ReloadTenants());
   auto creds = ServerCredentialsFromFiles(options.tls_cert_path, options.tls_key_path, options.tls_client_ca_path);
   if (!creds.ok()) return creds.status();
@@ -36,6 +37,8 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   b.SetMaxReceiveMessageSize(kMaxMessageBytes);
   b.SetMaxSendMessageSize(kMaxMessageBytes);
+  if (!options.cluster.empty())  // fenced until registered (below)
+    s->service_->set_write_fence([](uint64_t) { return Status(Code::kFenced, "the node is not registered yet"); });
   s->server_ = b.BuildAndStart();
   if (s->server_ == nullptr || port == 0)
     return Status(Code::kUnavailable, "cannot listen on " + options.listen);
@@ -47,12 +50,24 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   }
   if (!options.metrics_listen.empty())
     KVC_RETURN_IF_ERROR(s->service_->StartMetrics(options.metrics_listen, &s->metrics_address_));
+  if (!options.cluster.empty()) {  // libkvc/cluster/registration.h
+    cluster::RegistrationOptions ro{options.cluster, options.node_id,
+                                    options.advertise.empty() ? s->address_ : options.advertise, options.zone,
+                                    options.cache.host_capacity_bytes + options.cache.ssd_capacity_bytes,
+                                    KVC_NODE_VERSION};
+    ro.on_lease_lost = [svc = s->service_.get()] { svc->BumpAllRevisions(); };
+    auto reg = cluster::Registration::Start(ro);
+    if (!reg.ok()) return reg.status();
+    s->registration_ = std::move(reg).value();
+    s->service_->set_write_fence([r = s->registration_.get()](uint64_t epoch) { return r->Admit(epoch); });
+  }
   return s;
 }
 
 NodeServer::~NodeServer() { Shutdown(0); }
 
 void NodeServer::Shutdown(uint32_t grace_ms) {
+  if (registration_) registration_->Stop(1000);  // leave the cluster first: writes fenced
   if (shm_) shm_->Stop();  // before the cache: its connections' pins go back to it
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
@@ -61,6 +76,7 @@ void NodeServer::Shutdown(uint32_t grace_ms) {
   }
   service_.reset();
   shm_.reset();
+  registration_.reset();
   cache_.reset();
 }
 

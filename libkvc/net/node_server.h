@@ -15,6 +15,10 @@ namespace grpc {
 class Server;
 }
 
+namespace kvc::cluster {
+class Registration;
+}
+
 namespace kvc::net {
 
 class NodeService;
@@ -61,6 +65,7 @@ class NodeServer {
   std::unique_ptr<ShmServer> shm_;  // the same-host path, when unix_path is set
   std::string address_;
   std::string metrics_address_;
+  std::unique_ptr<cluster::Registration> registration_;  // when options.cluster is set
 };
 
 }  // namespace kvc::net
