@@ -148,9 +148,20 @@ class ClusterClient final : public net::NodeClient {
     node_options_.call_deadline = [] { return t_deadline; };
     node_options_.membership_epoch = [] { return t_epoch; };
     Install(source_->Current());
-    token_ = source_->Subscribe([this](std::shared_ptr<const MembershipView> v) { Install(std::move(v)); });
+    // A source may call a callback it copied before Unsubscribe returned:
+    // the guard keeps such a late call away from a destroyed client.
+    guard_ = std::make_shared<Guard>();
+    guard_->self = this;
+    token_ = source_->Subscribe([g = guard_](std::shared_ptr<const MembershipView> v) {
+      std::lock_guard<std::mutex> lk(g->mu);
+      if (g->self) g->self->Install(std::move(v));
+    });
   }
-  ~ClusterClient() override { source_->Unsubscribe(token_); }
+  ~ClusterClient() override {
+    source_->Unsubscribe(token_);
+    std::lock_guard<std::mutex> lk(guard_->mu);
+    guard_->self = nullptr;
+  }
 
   Result<std::string> StatsJson() override;
   Result<size_t> Match(const net::NodeNamespace& ns, const std::vector<BlockKey>& keys,
@@ -194,7 +205,13 @@ class ClusterClient final : public net::NodeClient {
   // The status of a call made on several nodes that needs all of them.
   static Status AllOf(const std::vector<NodeSlot*>& nodes, const std::vector<Status>& res, const char* what);
 
+  struct Guard {
+    std::mutex mu;
+    ClusterClient* self = nullptr;  // GUARDED_BY(mu); null once destroyed
+  };
+
   std::unique_ptr<MembershipSource> source_;
+  std::shared_ptr<Guard> guard_;
   ClusterClientOptions options_;
   net::NodeClientOptions node_options_;
   std::set<std::string> local_hosts_;
