@@ -103,8 +103,8 @@ class Cluster:
 
 
 def run_load(cluster, history, seconds, mode="real", threads=4, timeout_ms=1000, prefixes=200, replication=2,
-             write_quorum=1, background=False):
-    args = [LOAD, "--cluster", cluster.peers(replication, write_quorum), "--tenants",
+             write_quorum=1, background=False, address=None):
+    args = [LOAD, "--cluster", address or cluster.peers(replication, write_quorum), "--tenants",
             ",".join("%s:%s" % c for c in cluster.creds), "--seconds", str(seconds), "--history", str(history),
             "--threads", str(threads), "--timeout-ms", str(timeout_ms), "--prefixes", str(prefixes), "--mode", mode,
             "--model", "fault-" + mode]

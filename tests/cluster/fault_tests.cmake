@@ -10,3 +10,10 @@ if(KVC_BUILD_CLI AND KVC_SYSTEM_PYTHON)
            ${CMAKE_CURRENT_LIST_DIR}/fault_test.py)
   set_tests_properties("cluster: fault kill -9" PROPERTIES LABELS cluster TIMEOUT 180 ENVIRONMENT "${KVC_FAULT_ENV}")
 endif()
+# The same with etcd membership (each kill and restart changes the view);
+# skips loudly without etcd (about 60 s).
+if(KVC_BUILD_CLI AND KVC_SYSTEM_PYTHON)
+  add_test(NAME "cluster: fault kill -9 (etcd)" COMMAND ${KVC_SYSTEM_PYTHON} -m pytest -q -rs -s -p no:cacheprovider
+           ${CMAKE_CURRENT_LIST_DIR}/fault_etcd_test.py)
+  set_tests_properties("cluster: fault kill -9 (etcd)" PROPERTIES LABELS cluster TIMEOUT 180 ENVIRONMENT "${KVC_FAULT_ENV}")
+endif()
