@@ -163,6 +163,8 @@ int Run(const ServeArgs& a) {
   auto& c = *v;
   AdminToken admin;
   if (!ReadAdminTokenOf(c["admin_token_file"].value, &admin, &error)) return Fail("serve", error);
+  for (char ch : admin.token)
+    if (ch < 0x20 || ch > 0x7e) return Fail("serve", "the admin token may hold only printable ASCII characters");
   if (a.dry_run) {
     // The token itself is never shown: only whether there is one.
     const std::string shown = admin.token.empty() ? "" : "(set)";

@@ -209,6 +209,8 @@ Result<std::unique_ptr<NodeClient>> ConnectGrpc(const std::string& address, cons
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  for (char c : options.admin_token)
+    if (c < 0x20 || c > 0x7e) return InvalidArgument("the admin token may hold only printable ASCII characters");
   auto creds = ChannelCredentialsOf(options);
   if (!creds.ok()) return creds.status();
   impl->channel = grpc::CreateCustomChannel(address, *creds, args);

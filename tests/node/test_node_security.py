@@ -274,6 +274,8 @@ def test_dry_run_never_shows_the_admin_token(tmp_path):
     assert "(flag)" in lines["tls_cert"] and "(env)" in lines["tls_client_ca"]
     r = run("serve", "--dry-run", "--admin-token-file", str(tmp_path / "missing"))
     assert r.returncode == 1 and "admin token file" in r.stderr
+    r = run("serve", "--dry-run", env={"KVC_ADMIN_TOKEN": "adm\x01in"})
+    assert r.returncode == 1 and "printable" in r.stderr and "adm" not in r.stdout
 
 
 def test_admin_calls_need_a_token_and_a_tenants_file(tmp_path):
