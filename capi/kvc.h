@@ -730,6 +730,12 @@ typedef struct kvc_node_options {
  * arena and the caller's buffer, and the pins and reservations this
  * connection holds are released by the node when the connection closes or
  * the process dies). Both give the same results for every call.
+ * A cluster is one address too (docs/cluster.md): "peers:HOST:PORT,...
+ * [?replication=R&write_quorum=W]" (a static list) or "etcd://HOST:PORT
+ * [,HOST:PORT...]/CLUSTER" (membership watched in etcd); each block goes to
+ * its R owners by weighted rendezvous hashing, reads fail over between them
+ * within the call's deadline, and the node on this host (or the one named
+ * by the KVC_CLUSTER_LOCAL_NODE environment variable) is read first.
  * KVC_ERR_UNAVAILABLE when it cannot be reached within connect_timeout_ms. */
 KVC_API int kvc_node_connect(kvc_node **out, const char *address,
                              const kvc_node_options *opts, kvc_error *err);
@@ -742,8 +748,10 @@ KVC_API int kvc_node_close(kvc_node *node);
  * salt). A refused credential is KVC_ERR_PERMISSION, a node that stopped
  * answering KVC_ERR_UNAVAILABLE or KVC_ERR_TIMEOUT. */
 
-/* The node's stats as kvc_cache_stats_json writes them (the tenants table
- * holds the caller's row only); free *out with kvc_string_free. */
+/* The node's stats as kvc_cache_stats_json writes them, with "scope":
+ * "tenant" when the connection acts as a tenant (every counter is that
+ * tenant's own: no tenant learns another's traffic), "node" with the admin
+ * token or on a node without tenants. Free *out with kvc_string_free. */
 KVC_API int kvc_node_stats_json(kvc_node *node, char **out, kvc_error *err);
 /* As kvc_match, on the node. */
 KVC_API int kvc_node_match(kvc_node *node, size_t *out_blocks,

@@ -812,6 +812,12 @@ extern "C" {
     /// arena and the caller's buffer, and the pins and reservations this
     /// connection holds are released by the node when the connection closes or
     /// the process dies). Both give the same results for every call.
+    /// A cluster is one address too (docs/cluster.md): "peers:HOST:PORT,...
+    /// [?replication=R&write_quorum=W]" (a static list) or "etcd://HOST:PORT
+    /// [,HOST:PORT...]/CLUSTER" (membership watched in etcd); each block goes to
+    /// its R owners by weighted rendezvous hashing, reads fail over between them
+    /// within the call's deadline, and the node on this host (or the one named
+    /// by the KVC_CLUSTER_LOCAL_NODE environment variable) is read first.
     /// KVC_ERR_UNAVAILABLE when it cannot be reached within connect_timeout_ms.
     /// ```
     pub fn kvc_node_connect(out: *mut *mut kvc_node, address: *const c_char, opts: *const kvc_node_options, err: *mut kvc_error) -> c_int;
@@ -822,8 +828,10 @@ extern "C" {
     pub fn kvc_node_close(node: *mut kvc_node) -> c_int;
 
     /// ```text
-    /// The node's stats as kvc_cache_stats_json writes them (the tenants table
-    /// holds the caller's row only); free *out with kvc_string_free.
+    /// The node's stats as kvc_cache_stats_json writes them, with "scope":
+    /// "tenant" when the connection acts as a tenant (every counter is that
+    /// tenant's own: no tenant learns another's traffic), "node" with the admin
+    /// token or on a node without tenants. Free *out with kvc_string_free.
     /// ```
     pub fn kvc_node_stats_json(node: *mut kvc_node, out: *mut *mut c_char, err: *mut kvc_error) -> c_int;
 
