@@ -344,6 +344,7 @@ class ShmNodeClient final : public NodeClient {
     w.u32(shm::kVersion);
     w.str(options_.tenant);
     w.str(options_.tenant.empty() ? std::string() : options_.credential);
+    w.str(options_.admin_token);
     const uint32_t ms = options_.connect_timeout_ms;
     int memfd = -1;
     auto reply = Exchange(*c, shm::kHello, w, deadline, ms, &memfd);

@@ -39,9 +39,10 @@ inline constexpr size_t kMaxNamespacesPerConnection = 1024;
 inline constexpr size_t kMaxStringBytes = 4096;  // a namespace field, a tenant, a credential
 
 enum Op : uint32_t {
-  // u32 magic, u32 version, str tenant, str credential ->
-  // u64 arena_bytes, with the arena's memfd attached (SCM_RIGHTS) on OK.
-  // Must be the first request; a refused one ends the connection.
+  // u32 magic, u32 version, str tenant, str credential, str admin_token
+  // -> u64 arena_bytes, with the arena's memfd attached (SCM_RIGHTS) on OK.
+  // Must be the first request; a refused one ends the connection. The
+  // admin token (may be empty) makes kStats the whole node's, as over gRPC.
   kHello = 1,
   // -> str json
   kStats = 2,

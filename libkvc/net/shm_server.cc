@@ -12,12 +12,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "net/metrics.h"
 #include "net/node_service.h"
 #include "net/shm_protocol.h"
 
@@ -27,6 +30,9 @@ using shm::Reader;
 using shm::Writer;
 
 namespace {
+
+// How often a connection's credential is checked again.
+constexpr auto kRecheck = std::chrono::milliseconds(100);
 
 Status Errno(Code code, const std::string& what) { return Status(code, what + ": " + std::strerror(errno)); }
 
@@ -130,6 +136,20 @@ Result<NamespaceFields> FieldsOf(Reader& r) {
   return f;
 }
 
+// The RPC a request is timed as in the node's metrics; kCount: not timed.
+Rpc RpcOf(uint32_t op) {
+  switch (op) {
+    case shm::kStats: return Rpc::kStats;
+    case shm::kMatch:
+    case shm::kMatchTokens: return Rpc::kMatch;
+    case shm::kLoad: return Rpc::kLoad;
+    case shm::kStoreBegin: return Rpc::kStore;
+    case shm::kDelete: return Rpc::kDelete;
+    case shm::kBumpRevision: return Rpc::kBumpRevision;
+    default: return Rpc::kCount;
+  }
+}
+
 BlockKey KeyFrom(const uint8_t* p) {
   BlockKey k;
   std::memcpy(k.bytes.data(), p, k.bytes.size());
@@ -148,7 +168,8 @@ struct ShmServer::Conn {
   }
 };
 
-Result<std::unique_ptr<ShmServer>> ShmServer::Start(Cache& cache, const std::string& path, bool write_through) {
+Result<std::unique_ptr<ShmServer>> ShmServer::Start(Cache& cache, const std::string& path,
+                                                    const ShmServerOptions& options) {
   if (cache.host_arena().fd() < 0)
     return InvalidArgument("the same-host path needs a cache opened with a shared arena");
   auto addr = AddressOf(path);
@@ -176,7 +197,7 @@ Result<std::unique_ptr<ShmServer>> ShmServer::Start(Cache& cache, const std::str
     unlink(path.c_str());
     return s;
   }
-  std::unique_ptr<ShmServer> s(new ShmServer(cache, path, write_through, fd));
+  std::unique_ptr<ShmServer> s(new ShmServer(cache, path, options, fd));
   struct stat bound;
   if (stat(path.c_str(), &bound) == 0) {
     s->file_dev_ = bound.st_dev;
@@ -191,8 +212,12 @@ Result<std::unique_ptr<ShmServer>> ShmServer::Start(Cache& cache, const std::str
   return s;
 }
 
-ShmServer::ShmServer(Cache& cache, std::string path, bool write_through, int listen_fd)
-    : cache_(cache), path_(std::move(path)), write_through_(write_through), listen_fd_(listen_fd) {}
+ShmServer::ShmServer(Cache& cache, std::string path, const ShmServerOptions& options, int listen_fd)
+    : cache_(cache), path_(std::move(path)), options_(options), listen_fd_(listen_fd) {}
+
+void ShmServer::CountAuthFailure() {
+  if (options_.metrics) options_.metrics->CountAuthFailure();
+}
 
 ShmServer::~ShmServer() { Stop(); }
 
@@ -272,8 +297,12 @@ void ShmServer::AcceptLoop() {
 void ShmServer::Serve(Conn* c) {
   const int fd = c->fd;
   const HostArena& arena = cache_.host_arena();
-  bool authed = false;
+  bool authed = false, tenant_ok = false, admin_sent = false, admin_ok = false;
   Caller caller;
+  // The credential of hello, checked again now and then (kRecheck): a
+  // tenant deleted from the tenants file loses its connections too.
+  std::string tenant_name, tenant_credential;
+  auto checked = std::chrono::steady_clock::now();
   std::vector<NamespaceState*> spaces;
   std::map<std::string, uint32_t> space_ids;
   std::unordered_set<uint64_t> pins;
@@ -315,14 +344,30 @@ void ShmServer::Serve(Conn* c) {
     Reader r(body, h.length);
     const auto malformed = [&] { return InvalidArgument("malformed request (op " + std::to_string(h.op) + ")"); };
 
+    bool still = true;
+    if (authed && tenant_ok && caller.tenant != 0 && h.op != shm::kRelease) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - checked >= kRecheck) {
+        auto t = cache_.Authenticate(tenant_name, tenant_credential);
+        still = t.ok() && t->id == caller.tenant;
+        checked = now;
+      }
+    }
     if (!authed && h.op != shm::kHello) {
       status(Status(Code::kPermission, "the first request must be hello"));
       close_after = true;
+    } else if (!still) {
+      status(Status(Code::kPermission, "wrong or missing credential"));
+      close_after = true;
+    } else if (authed && !tenant_ok && h.op != shm::kStats && h.op != shm::kHello && h.op != shm::kRelease) {
+      status(Status(Code::kPermission, "wrong or missing credential"));  // an admin-only connection
     } else {
+      std::optional<Metrics::Call> timer;
+      if (options_.metrics && RpcOf(h.op) != Rpc::kCount) timer.emplace(options_.metrics, RpcOf(h.op));
       switch (h.op) {
         case shm::kHello: {
           const uint32_t magic = r.u32(), version = r.u32();
-          const std::string tenant = r.str(), credential = r.str();
+          const std::string tenant = r.str(), credential = r.str(), admin = r.str();
           close_after = true;
           if (authed) {
             status(InvalidArgument("a second hello"));
@@ -333,23 +378,30 @@ void ShmServer::Serve(Conn* c) {
                                    std::to_string(shm::kVersion)));
           } else {
             // As NodeService::Authenticate: one answer for every failure.
+            // The admin token, when sent, serves Stats (the whole node), as
+            // over gRPC; a connection with a right admin token and no
+            // tenant may call nothing else.
+            admin_sent = !admin.empty();
+            admin_ok = admin_sent && !options_.admin_token.empty() &&
+                       TenantRegistry::SecretEquals(admin, options_.admin_token);
             const bool has_tenants = !cache_.tenants().tenants().empty();
-            Status refused(Code::kPermission, "wrong or missing credential");
             if (tenant.empty() && credential.empty()) {
-              if (has_tenants) {
-                status(refused);
-                break;
+              tenant_ok = !has_tenants;
+            } else if (has_tenants) {
+              auto t = cache_.Authenticate(tenant, credential);
+              tenant_ok = t.ok();
+              if (tenant_ok) {
+                caller.tenant = t->id;
+                tenant_name = tenant;
+                tenant_credential = credential;
+                caller.name = t->name;
+                if (t->isolation == Isolation::kIsolated) caller.salt = t->salt;
               }
-            } else {
-              auto t = has_tenants ? cache_.Authenticate(tenant, credential)
-                                   : Result<TenantConfig>(Status(Code::kPermission, ""));
-              if (!t.ok()) {
-                status(refused);
-                break;
-              }
-              caller.tenant = t->id;
-              caller.name = t->name;
-              if (t->isolation == Isolation::kIsolated) caller.salt = t->salt;
+            }
+            if (!tenant_ok || (admin_sent && !admin_ok)) CountAuthFailure();
+            if (!tenant_ok && !admin_ok) {
+              status(Status(Code::kPermission, "wrong or missing credential"));
+              break;
             }
             authed = true;
             close_after = false;
@@ -364,12 +416,18 @@ void ShmServer::Serve(Conn* c) {
             status(malformed());
             break;
           }
+          // As NodeService::Stats: the whole node with the admin token (or
+          // on a node without tenants), else the tenant's own counters.
+          if (admin_sent && !admin_ok) {
+            status(Status(Code::kPermission, "wrong or missing admin token"));
+            break;
+          }
           nlohmann::json j = cache_.StatsJson();
-          if (j.contains("tenants")) {  // the caller's own row only, as over gRPC
-            nlohmann::json mine = nlohmann::json::array();
-            for (auto& t : j["tenants"])
-              if (caller.tenant != 0 && t.value("name", "") == caller.name) mine.push_back(t);
-            j["tenants"] = mine;
+          if (admin_ok || caller.tenant == 0) {
+            j["scope"] = "node";
+          } else {
+            j = TenantStatsView(j, caller.tenant, caller.name,
+                                options_.metrics ? options_.metrics->Traffic(caller.tenant) : TenantTraffic{});
           }
           status(Status::Ok());
           w.str(j.dump());
@@ -487,6 +545,7 @@ void ShmServer::Serve(Conn* c) {
           } else {
             pins.insert(v.id);
             w.u64(v.id);
+            if (options_.metrics) options_.metrics->CountLoad(caller.tenant, v.size);
           }
           w.u64(offset_of(v.data));
           w.u64(v.size);
@@ -543,11 +602,12 @@ void ShmServer::Serve(Conn* c) {
           StoreParams p;
           p.ttl_ms = ttl;
           p.tenant = caller.tenant;
-          p.write_through = write_through_ && cache_.ssd() != nullptr;
+          p.write_through = options_.write_through && cache_.ssd() != nullptr;
           if (has_parent) p.parent = &parent;
           Reservation res;
           Status st = cache_.BeginStore(**ns, KeyFrom(kp), shard, p, &res);
           if (!st.ok()) {
+            if (options_.metrics) options_.metrics->CountStore(caller.tenant, st.code(), 0);
             status(st);
             break;
           }
@@ -575,7 +635,10 @@ void ShmServer::Serve(Conn* c) {
           Reservation res = it->second;
           reservations.erase(it);
           if (h.op == shm::kStoreCommit) {
-            status(cache_.Commit(res));
+            const uint64_t size = res.size;
+            Status cs = cache_.Commit(res);
+            if (options_.metrics) options_.metrics->CountStore(caller.tenant, cs.code(), size);
+            status(cs);
           } else {
             cache_.Abort(res);
             status(Status::Ok());
@@ -590,7 +653,9 @@ void ShmServer::Serve(Conn* c) {
             break;
           }
           auto ns = space(h_ns);
-          status(ns.ok() ? cache_.Delete(**ns, KeyFrom(kp)) : ns.status());
+          Status ds = ns.ok() ? cache_.Delete(**ns, KeyFrom(kp), caller.tenant) : ns.status();
+          if (ds.ok() && options_.metrics) options_.metrics->CountDelete(caller.tenant);
+          status(ds);
           break;
         }
         case shm::kBumpRevision: {
@@ -604,7 +669,7 @@ void ShmServer::Serve(Conn* c) {
             status(ns.status());
             break;
           }
-          const uint64_t epoch = cache_.BumpRevision(**ns);
+          const uint64_t epoch = cache_.BumpRevision(**ns, caller.tenant);
           status(Status::Ok());
           w.u64(epoch);
           break;

@@ -32,6 +32,18 @@
 
 namespace kvc::net {
 
+class Metrics;
+
+struct ShmServerOptions {
+  bool write_through = false;  // as NodeService's
+  // The node's metrics (NodeService::metrics()), counted and timed as over
+  // gRPC; null: none. REQUIRES: outlives the server.
+  Metrics* metrics = nullptr;
+  // The node's admin token: a hello that sends it sees the whole node's
+  // Stats. Empty: none.
+  std::string admin_token;
+};
+
 class ShmServer {
  public:
   static constexpr size_t kMaxConnections = 256;
@@ -40,7 +52,8 @@ class ShmServer {
   // replaced; a live one is KVC_ERR_UNAVAILABLE, any other file
   // KVC_ERR_INVALID_ARGUMENT. REQUIRES: `cache` outlives the server and was
   // opened with CacheOptions::shared_arena.
-  static Result<std::unique_ptr<ShmServer>> Start(Cache& cache, const std::string& path, bool write_through);
+  static Result<std::unique_ptr<ShmServer>> Start(Cache& cache, const std::string& path,
+                                                  const ShmServerOptions& options);
   ~ShmServer();
 
   // Stops accepting, ends every connection (releasing what it holds),
@@ -51,14 +64,15 @@ class ShmServer {
 
  private:
   struct Conn;
-  ShmServer(Cache& cache, std::string path, bool write_through, int listen_fd);
+  ShmServer(Cache& cache, std::string path, const ShmServerOptions& options, int listen_fd);
+  void CountAuthFailure();
   void AcceptLoop();
   void Serve(Conn* c);
   void ReapLocked();
 
   Cache& cache_;
   const std::string path_;
-  const bool write_through_;
+  const ShmServerOptions options_;
   int listen_fd_;
   uint64_t file_dev_ = 0, file_ino_ = 0;  // the socket file we bound
   int wake_fd_[2] = {-1, -1};  // a pipe that wakes the accept loop

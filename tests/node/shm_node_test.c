@@ -62,16 +62,24 @@ static kvc_namespace_options spec(const char *model) {
   return o;
 }
 
-static kvc_node *connect_as(const char *addr, const char *tenant, const char *cred, int *rc) {
+#define ADMIN "shm-test-admin-token"
+
+static kvc_node *connect_admin(const char *addr, const char *tenant, const char *cred, const char *admin,
+                               int *rc) {
   kvc_node_options no = KVC_NODE_OPTIONS_INIT;
   kvc_error err;
   kvc_node *n = NULL;
   no.tenant = tenant;
   no.credential = cred;
+  no.admin_token = admin;
   no.connect_timeout_ms = 2000;
   no.timeout_ms = 5000;
   *rc = kvc_node_connect(&n, addr, &no, &err);
   return n;
+}
+
+static kvc_node *connect_as(const char *addr, const char *tenant, const char *cred, int *rc) {
+  return connect_admin(addr, tenant, cred, NULL, rc);
 }
 
 /* The scenario; `model` differs per run so the two runs share no block. */
@@ -182,7 +190,8 @@ static void scenario(int run, const char *addr, const char *model, const char *a
   }
 
   rc = kvc_node_stats_json(node, &json, &err);
-  CHECK(rc == KVC_OK && json != NULL && strstr(json, "\"alice\"") != NULL && strstr(json, "\"bob\"") == NULL);
+  CHECK(rc == KVC_OK && json != NULL && strstr(json, "\"alice\"") != NULL && strstr(json, "\"bob\"") == NULL &&
+        strstr(json, "\"scope\":\"tenant\"") != NULL && strstr(json, "\"pins\"") == NULL);
   note(run, "stats: %d", rc);
   kvc_string_free(json);
   json = NULL;
@@ -223,6 +232,31 @@ static void scenario(int run, const char *addr, const char *model, const char *a
      * it needs the admin token this client does not have. Not compared. */
   }
   kvc_node_close(node);
+
+  /* The admin token: the whole node's stats, as over TCP; a wrong one
+   * refuses stats only; alone it allows nothing else. */
+  {
+    kvc_node *n = connect_admin(addr, NULL, NULL, ADMIN, &rc);
+    CHECK(rc == KVC_OK && n != NULL);
+    rc = kvc_node_stats_json(n, &json, &err);
+    CHECK(rc == KVC_OK && json && strstr(json, "\"scope\":\"node\"") && strstr(json, "\"bob\""));
+    note(run, "admin stats: %d %s", rc, json && strstr(json, "\"scope\":\"node\"") ? "node" : "?");
+    kvc_string_free(json);
+    json = NULL;
+    rc = kvc_node_match(n, &matched, NULL, &o, keys, 1, &err);
+    CHECK(rc == KVC_ERR_PERMISSION);
+    note(run, "admin match: %d", rc);
+    kvc_node_close(n);
+    n = connect_admin(addr, "alice", alice, "not-the-admin-token", &rc);
+    CHECK(rc == KVC_OK && n != NULL);
+    rc = kvc_node_stats_json(n, &json, &err);
+    CHECK(rc == KVC_ERR_PERMISSION && json == NULL);
+    note(run, "wrong admin stats: %d", rc);
+    rc = kvc_node_match(n, &matched, NULL, &o, keys, 1, &err);
+    CHECK(rc == KVC_OK);
+    note(run, "wrong admin match: %d", rc);
+    kvc_node_close(n);
+  }
 
   /* Wrong, missing and other-tenant credentials. */
   {
@@ -281,6 +315,7 @@ int main(void) {
   so.listen = "127.0.0.1:0";
   so.cache = &co;
   so.unix_path = sock;
+  so.admin_token = ADMIN;
   kvc_node_server *server = NULL;
   CHECK(kvc_node_server_start(&server, &so, &err) == KVC_OK);
   if (server == NULL) return 1;
@@ -294,6 +329,29 @@ int main(void) {
   if (strcmp(transcript[0], transcript[1]) != 0) {
     fprintf(stderr, "TCP and unix: differ.\n--- TCP\n%s--- unix:\n%s", transcript[0], transcript[1]);
     failures++;
+  }
+
+  /* A tenant deleted through the admin calls loses its open unix:
+   * connection as it loses TCP (the node checks it again every 100 ms). */
+  {
+    kvc_node *bob_unix = connect_as(unix_addr, "bob", bob, &rc), *bob_tcp;
+    kvc_node *admin = connect_admin(kvc_node_server_address(server), NULL, NULL, ADMIN, &rc);
+    kvc_namespace_options o = spec("shm-test-unix");
+    kvc_key k;
+    size_t m = 0;
+    memset(&k, 1, sizeof k);
+    CHECK(bob_unix && admin && kvc_node_match(bob_unix, &m, NULL, &o, &k, 1, &err) == KVC_OK);
+    CHECK(kvc_node_tenant_delete(admin, "bob", &err) == KVC_OK);
+    {
+      struct timespec ts = {0, 250 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+    CHECK(kvc_node_match(bob_unix, &m, NULL, &o, &k, 1, &err) == KVC_ERR_PERMISSION);
+    bob_tcp = connect_as(kvc_node_server_address(server), "bob", bob, &rc);
+    CHECK(bob_tcp && kvc_node_match(bob_tcp, &m, NULL, &o, &k, 1, &err) == KVC_ERR_PERMISSION);
+    kvc_node_close(bob_tcp);
+    kvc_node_close(bob_unix);
+    kvc_node_close(admin);
   }
 
   /* A second node on the live socket: refused; on a regular file: refused,

@@ -112,12 +112,13 @@ class RawConn {
     }
   }
   // Hello; on OK the arena is mapped. Returns the status code (1: no reply).
-  int32_t Hello(const std::string& tenant, const std::string& credential) {
+  int32_t Hello(const std::string& tenant, const std::string& credential, const std::string& admin = "") {
     Writer w;
     w.u32(shm::kMagic);
     w.u32(shm::kVersion);
     w.str(tenant);
     w.str(credential);
+    w.str(admin);
     if (!Send(shm::kHello, w)) return 1;
     int memfd = -1;
     Reply r = Recv(&memfd);

@@ -199,6 +199,7 @@ void BadPeers(const std::string& sock, const char* cred, kvc_node* n) {
     w.u32(shm::kVersion);
     w.str("alice");
     w.str(cred);
+    w.str("");
     CHECK(c.Connect(sock));
     Reply r = c.Call(shm::kHello, w);
     CHECK(r.ok && r.code == KVC_ERR_INVALID_ARGUMENT);
@@ -407,12 +408,14 @@ int main(int argc, char** argv) {
   so.listen = "127.0.0.1:0";
   so.cache = &co;
   so.unix_path = sock.c_str();
+  so.admin_token = "shm-wire-admin";  // Stat() reads the whole node's counters
   kvc_node_server* server = nullptr;
   CHECK(kvc_node_server_start(&server, &so, &err) == KVC_OK);
   if (server == nullptr) return 1;
   kvc_node_options no = KVC_NODE_OPTIONS_INIT;
   no.tenant = "alice";
   no.credential = cred;
+  no.admin_token = "shm-wire-admin";
   kvc_node* n = nullptr;
   CHECK(kvc_node_connect(&n, ("unix:" + sock).c_str(), &no, &err) == KVC_OK);
   if (n == nullptr) return 1;
