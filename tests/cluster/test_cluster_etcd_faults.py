@@ -27,8 +27,9 @@ KVC = os.environ.get("KVC_BIN") or shutil.which("kvc")
 LOAD = os.environ.get("KVC_FAULT_LOAD")
 ETCD = os.environ.get("KVC_ETCD_BIN") or shutil.which("etcd")
 TTL = 2
-SECONDS = float(os.environ.get("KVC_ETCD_FAULT_SECONDS", "25"))
+SECONDS = float(os.environ.get("KVC_ETCD_FAULT_SECONDS", "28"))
 OK = 0
+NOT_FOUND = -2
 EXISTS = -4
 
 
@@ -141,6 +142,7 @@ def test_load_through_node_kill_node_pause_and_etcd_outage(tmp_path):
             [LOAD, "--cluster", c.address, "--tenants", ",".join("%s:%s" % x for x in c.creds), "--seconds",
              str(SECONDS), "--history", str(history), "--threads", "4", "--timeout-ms", "1000", "--prefixes", "100",
              "--model", "etcd-faults"], stderr=subprocess.PIPE, text=True)
+        began = time.monotonic_ns()
         time.sleep(2.5)  # a warm cache
         c.kill9(0)
         time.sleep(1.0)
@@ -154,6 +156,8 @@ def test_load_through_node_kill_node_pause_and_etcd_outage(tmp_path):
         time.sleep(TTL + 2.0)
         etcd_up = time.monotonic_ns()
         c.start_etcd()
+        etcd_back = time.monotonic_ns()  # serving again
+        assert etcd_back < began + (SECONDS - 6) * 1e9, "the faults took too long for the load to judge recovery"
         _, err = load.communicate(timeout=SECONDS + 60)
         assert load.returncode == 0, err
     finally:
@@ -165,19 +169,27 @@ def test_load_through_node_kill_node_pause_and_etcd_outage(tmp_path):
     print(json.dumps(s, indent=1))
     assert s["violations"] == 0, s["first_violations"]
     assert s["ops"].get("put", 0) > 200 and s["ops"].get("get", 0) > 200, s["ops"]
-    during = [o for o in ops if o["op"] == "get" and etcd_down < o["t0"] and o["t1"] < etcd_up]
-    assert during, "no reads while etcd was away"
-    hits = sum(o["code"] == OK for o in during)
-    assert hits > 0.5 * len(during), f"{hits} hits of {len(during)} reads while etcd was away"
     # A put's fine outcomes: stored, or already there (another writer).
     def codes(xs):
         out = {}
         for o in xs:
             out[o["code"]] = out.get(o["code"], 0) + 1
         return out
+
+    def ratio(xs):
+        return sum(o["code"] == OK for o in xs) / max(1, len(xs))
+
+    span = etcd_up - etcd_down
+    before = [o for o in ops if o["op"] == "get" and etcd_down - span < o["t0"] and o["t1"] < etcd_down]
+    during = [o for o in ops if o["op"] == "get" and etcd_down < o["t0"] and o["t1"] < etcd_up]
     fenced = [o for o in ops if o["op"] == "put" and etcd_down < o["t0"] and o["t1"] < etcd_up]
-    after = [o for o in ops if o["op"] == "put" and o["t0"] > etcd_up + 3_000_000_000]
-    print("puts while etcd was away:", codes(fenced), "puts after it returned:", codes(after),
-          "reads while away:", codes(during))
+    after = [o for o in ops if o["op"] == "put" and o["t0"] > etcd_back + 3_000_000_000]
+    print("reads before etcd went:", codes(before), "reads while away:", codes(during),
+          "puts while away:", codes(fenced), "puts after it returned:", codes(after))
+    # The data path keeps serving with the last known membership: reads
+    # answer (hit or miss, no errors) and hit about as often as before.
+    assert len(during) > 50, "too few reads while etcd was away"
+    assert sum(o["code"] not in (OK, NOT_FOUND) for o in during) <= 0.01 * len(during), codes(during)
+    assert ratio(during) >= 0.5 * ratio(before), (ratio(during), ratio(before))
     assert after and sum(o["code"] in (OK, EXISTS) for o in after) > 0.95 * len(after), \
-        "writes did not recover after etcd returned"
+        "writes did not recover after etcd returned: %s" % codes(after)
