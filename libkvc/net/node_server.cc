@@ -52,10 +52,13 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   if (!options.metrics_listen.empty())
     KVC_RETURN_IF_ERROR(s->service_->StartMetrics(options.metrics_listen, &s->metrics_address_));
   if (!options.cluster.empty()) {  // libkvc/cluster/registration.h
-    cluster::RegistrationOptions ro{options.cluster, options.node_id,
-                                    options.advertise.empty() ? s->address_ : options.advertise, options.zone,
-                                    options.cache.host_capacity_bytes + options.cache.ssd_capacity_bytes,
-                                    KVC_NODE_VERSION};
+    cluster::RegistrationOptions ro;
+    ro.cluster = options.cluster;
+    ro.node_id = options.node_id;
+    ro.address = options.advertise.empty() ? s->address_ : options.advertise;
+    ro.zone = options.zone;
+    ro.capacity_bytes = options.cache.host_capacity_bytes + options.cache.ssd_capacity_bytes;
+    ro.version = KVC_NODE_VERSION;
     ro.on_lease_lost = [svc = s->service_.get()] { svc->BumpAllRevisions(); };
     auto reg = cluster::Registration::Start(ro);
     if (!reg.ok()) return reg.status();
