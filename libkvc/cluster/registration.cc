@@ -6,9 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#if KVC_HAVE_ETCD
 #include "cluster/etcd_client.h"
-#endif
 #include "cluster/etcd_layout.h"
 
 namespace kvc::cluster {
@@ -22,7 +20,7 @@ int64_t NowNs() {
 // How long before the granted TTL runs out the node stops trusting its
 // lease: etcd counts the TTL from when it received the renewal, the node
 // from when it sent it, so only clock-rate drift and scheduling remain.
-int64_t MarginMs(int64_t ttl_ms) { return std::max<int64_t>(500, ttl_ms / 4); }
+[[maybe_unused]] int64_t MarginMs(int64_t ttl_ms) { return std::max<int64_t>(500, ttl_ms / 4); }
 
 }  // namespace
 
