@@ -8,12 +8,15 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include <grpcpp/security/server_credentials.h>
+
+#include "net/wire.h"
 
 namespace kvc::net {
 namespace {
@@ -263,15 +266,124 @@ grpc::Status NodeService::Match(grpc::ServerContext* ctx, const v1::MatchRequest
   return grpc::Status::OK;
 }
 
-grpc::Status NodeService::Load(grpc::ServerContext* ctx, const v1::LoadRequest* req,
-                               grpc::ServerWriter<v1::LoadChunk>* writer) {
+namespace {
+
+// One pinned view shared by the slices of its chunks.
+struct PinnedView {
+  std::shared_ptr<PinnedViews> owner;
+  uint64_t id = 0;
+  std::atomic<uint32_t> refs{1};
+};
+
+void Unpin(void* p) {
+  auto* v = static_cast<PinnedView*>(p);
+  if (v->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  {
+    std::shared_lock<std::shared_mutex> lk(v->owner->mu);
+    if (v->owner->cache != nullptr) (void)v->owner->cache->ReleaseView(v->id);
+  }
+  delete v;
+}
+
+// A whole message as one ByteBuffer (a copy: small messages only).
+grpc::ByteBuffer BufferOf(const google::protobuf::MessageLite& m) {
+  grpc::Slice s(m.SerializeAsString());
+  return grpc::ByteBuffer(&s, 1);
+}
+
+// One kvc.v1.StoreMessage read from its slices (ReadStoreMessage).
+struct StoreMessageView {
+  enum Kind { kNone, kBegin, kChunk, kCommit } kind = kNone;
+  v1::StoreBegin begin;
+  uint64_t offset = 0, data_len = 0;
+  SliceReader::Mark data;
+};
+
+// Protobuf's rules: the last member of the oneof wins, a repeated member
+// merges, unknown fields are skipped. False for bytes that are no
+// StoreMessage.
+bool ReadStoreMessage(const grpc::ByteBuffer& bb, SliceReader* r, StoreMessageView* m) {
+  m->kind = StoreMessageView::kNone;
+  if (!r->Reset(bb)) return false;
+  while (r->left() > 0) {
+    uint64_t field, len;
+    uint32_t wire;
+    if (!r->Tag(&field, &wire)) return false;
+    if (wire != 2 || field < 1 || field > 3) {
+      if (!r->SkipValue(wire)) return false;
+      continue;
+    }
+    if (!r->Varint(&len) || len > r->left()) return false;
+    if (field == 1) {
+      std::string b(len, '\0');
+      if (m->kind != StoreMessageView::kBegin) m->begin.Clear();
+      if (!r->Copy(b.data(), len) || !m->begin.MergeFromString(b)) return false;
+      m->kind = StoreMessageView::kBegin;
+    } else if (field == 3) {
+      if (!r->Skip(len)) return false;  // StoreCommit has no fields
+      m->kind = StoreMessageView::kCommit;
+    } else {
+      if (m->kind != StoreMessageView::kChunk) m->offset = m->data_len = 0;
+      m->kind = StoreMessageView::kChunk;
+      const uint64_t outer = r->Enter(len);
+      while (r->left() > 0) {
+        uint64_t f, v;
+        uint32_t w;
+        if (!r->Tag(&f, &w)) return false;
+        if (f == 1 && w == 0) {
+          if (!r->Varint(&m->offset)) return false;
+        } else if (f == 2 && w == 2) {
+          if (!r->Varint(&v) || v > r->left()) return false;
+          m->data = r->mark();
+          m->data_len = v;
+          if (!r->Skip(v)) return false;
+        } else if (!r->SkipValue(w)) {
+          return false;
+        }
+      }
+      if (!r->Leave(outer)) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+NodeService::NodeService(Cache& cache, bool write_through)
+    : cache_(cache), write_through_(write_through), pins_(std::make_shared<PinnedViews>()) {
+  pins_->cache = &cache;
+  // Method 2 of kvc.v1.Node is Load (the order of proto/kvc/v1/kvc.proto's
+  // service; node_wire_test and the other node tests call it through the
+  // generated stub). A split-streamed handler reads the one LoadRequest
+  // itself and writes raw ByteBuffers; the wire is unchanged.
+  MarkMethodStreamed(2, new grpc::internal::SplitServerStreamingHandler<v1::LoadRequest, grpc::ByteBuffer>(
+                            [this](grpc::ServerContext* ctx, LoadStream* stream) { return LoadRaw(ctx, stream); }));
+  // Method 3 is Store, served as a bidi stream that reads ByteBuffers and
+  // writes the one StoreResponse: the same bytes on the wire as a client
+  // stream's.
+  MarkMethodStreamed(3, new grpc::internal::BidiStreamingHandler<NodeService, grpc::ByteBuffer, v1::StoreResponse>(
+                            [](NodeService* self, grpc::ServerContext* ctx, StoreStream* stream) {
+                              return self->StoreRaw(ctx, stream);
+                            },
+                            this));
+}
+
+NodeService::~NodeService() {
+  std::unique_lock<std::shared_mutex> lk(pins_->mu);
+  pins_->cache = nullptr;
+}
+
+grpc::Status NodeService::LoadRaw(grpc::ServerContext* ctx, LoadStream* stream) {
   auto timer = metrics_.Track(Rpc::kLoad);
   auto caller = Authenticate(*ctx);
   if (!caller.ok()) return Unauthenticated();
-  v1::LoadChunk first;
+  v1::LoadRequest request;
+  if (!stream->Read(&request)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no LoadRequest was read");
+  const v1::LoadRequest* req = &request;
   auto fail = [&](const Status& s) {
+    v1::LoadChunk first;
     SetResult(first.mutable_result(), s);
-    writer->Write(first);
+    stream->Write(BufferOf(first));
     return grpc::Status::OK;
   };
   auto ns = Open(*caller, req->ns());
@@ -281,25 +393,47 @@ grpc::Status NodeService::Load(grpc::ServerContext* ctx, const v1::LoadRequest* 
   if (req->shard() >= (*ns)->shards)
     return fail(InvalidArgument("shard " + std::to_string(req->shard()) + " is out of range: the namespace has " +
                                 std::to_string((*ns)->shards)));
-  // A pinned view: the bytes go out in chunks without a copy of the block.
+  // A pinned view: the chunks' data are slices of it, not copies. Each
+  // slice holds a reference; the pin goes with the last one, when gRPC is
+  // done with it (possibly after this call has returned).
   View v;
   Status st = cache_.AcquireView(**ns, *key, req->shard(), 0, &v, caller->tenant);
   if (!st.ok()) return fail(st);
-  SetResult(first.mutable_result(), Status::Ok());
-  first.set_total_bytes(v.size);
+  auto* pin = new PinnedView;
+  pin->owner = pins_;
+  pin->id = v.id;
   bool ok = true;
   uint64_t off = 0;
   do {
     const uint64_t n = std::min<uint64_t>(kMaxChunkBytes, v.size - off);
-    v1::LoadChunk& c = first;
-    c.set_offset(off);
-    c.set_data(reinterpret_cast<const char*>(v.data) + off, n);
-    ok = !ctx->IsCancelled() && writer->Write(c);
-    first.clear_result();
-    first.clear_total_bytes();
+    // Exactly what LoadChunk::SerializeAsString would give: fields 1-3 by
+    // protobuf (the result and total on the first chunk only), then field 4
+    // (data, length-delimited) by hand, last as protobuf orders it.
+    v1::LoadChunk head;
+    if (off == 0) {
+      SetResult(head.mutable_result(), Status::Ok());
+      head.set_total_bytes(v.size);
+    }
+    head.set_offset(off);
+    std::string h = head.SerializeAsString();
+    grpc::Slice parts[2];
+    size_t n_parts = 1;
+    if (n > 0) {  // proto3 leaves an empty bytes field out
+      h.push_back(static_cast<char>((4 << 3) | 2));
+      PutVarint(&h, n);
+      pin->refs.fetch_add(1, std::memory_order_relaxed);
+      parts[1] = grpc::Slice(const_cast<uint8_t*>(v.data) + off, n, Unpin, pin);
+      n_parts = 2;
+    }
+    parts[0] = grpc::Slice(h);
+    grpc::ByteBuffer chunk(parts, n_parts);
     off += n;
+    // The last chunk goes out with the call's status (one batch).
+    grpc::WriteOptions wo;
+    if (off == v.size) wo.set_last_message();
+    ok = !ctx->IsCancelled() && stream->Write(chunk, wo);
   } while (ok && off < v.size);
-  (void)cache_.ReleaseView(v.id);
+  Unpin(pin);  // this call's own reference
   if (ok) metrics_.CountLoad(caller->tenant, v.size);
   if (!ok) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   return grpc::Status::OK;
@@ -324,17 +458,21 @@ Status NodeService::AdmitWrite(uint64_t epoch) const {
   return f && *f ? (*f)(epoch) : Status::Ok();
 }
 
-grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1::StoreMessage>* reader,
-                                v1::StoreResponse* resp) {
+grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream) {
   auto timer = metrics_.Track(Rpc::kStore);
   auto caller = Authenticate(*ctx);
   if (!caller.ok()) return Unauthenticated();
   Reservation r;
   bool reserved = false;
+  grpc::ByteBuffer bb;
+  SliceReader wire;
+  StoreMessageView m;
+  static const char* kMalformed = "a store message that is no kvc.v1.StoreMessage";
   auto run = [&]() -> Status {
-    v1::StoreMessage m;
-    if (!reader->Read(&m) || !m.has_begin()) return InvalidArgument("a store stream starts with begin");
-    const auto& b = m.begin();
+    if (!stream->Read(&bb)) return InvalidArgument("a store stream starts with begin");
+    if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
+    if (m.kind != StoreMessageView::kBegin) return InvalidArgument("a store stream starts with begin");
+    const v1::StoreBegin b = m.begin;
     const uint64_t epoch = b.membership_epoch();
     KVC_RETURN_IF_ERROR(AdmitWrite(epoch));
     auto ns = Open(*caller, b.ns());
@@ -366,8 +504,9 @@ grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1:
     }
     reserved = true;
     uint64_t written = 0;
-    while (reader->Read(&m)) {
-      if (m.has_commit()) {
+    while (stream->Read(&bb)) {
+      if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
+      if (m.kind == StoreMessageView::kCommit) {
         if (written != r.size)
           return InvalidArgument("commit after " + std::to_string(written) + " of " + std::to_string(r.size) +
                                  " bytes");
@@ -379,21 +518,23 @@ grpc::Status NodeService::Store(grpc::ServerContext* ctx, grpc::ServerReader<v1:
         metrics_.CountStore(caller->tenant, cs.code(), size);
         return cs;
       }
-      if (!m.has_chunk()) return InvalidArgument("a second begin in one store stream");
-      const auto& c = m.chunk();
-      if (c.offset() != written)
-        return InvalidArgument("chunk at offset " + std::to_string(c.offset()) + ", expected " +
+      if (m.kind == StoreMessageView::kBegin) return InvalidArgument("a second begin in one store stream");
+      if (m.kind != StoreMessageView::kChunk) return InvalidArgument("a store message with no begin, chunk or commit");
+      if (m.offset != written)
+        return InvalidArgument("chunk at offset " + std::to_string(m.offset) + ", expected " +
                                std::to_string(written));
-      if (c.data().size() > kMaxChunkBytes || c.data().size() > r.size - written)
-        return InvalidArgument("a chunk of " + std::to_string(c.data().size()) + " bytes overruns the block");
-      std::memcpy(r.data + written, c.data().data(), c.data().size());
-      written += c.data().size();
+      if (m.data_len > kMaxChunkBytes || m.data_len > r.size - written)
+        return InvalidArgument("a chunk of " + std::to_string(m.data_len) + " bytes overruns the block");
+      wire.CopyFrom(m.data, r.data + written, m.data_len);
+      written += m.data_len;
     }
     return InvalidArgument("the store stream ended before commit");
   };
   Status st = run();
   if (reserved) cache_.Abort(r);
-  SetResult(resp->mutable_result(), st);
+  v1::StoreResponse resp;
+  SetResult(resp.mutable_result(), st);
+  stream->WriteLast(resp, grpc::WriteOptions());
   return grpc::Status::OK;
 }
 

@@ -13,9 +13,13 @@
 #include <memory>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "core/cache.h"
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/sync_stream.h>
+
 #include "kvc/v1/kvc.grpc.pb.h"
 #include "net/metrics.h"
 
@@ -54,19 +58,35 @@ Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFromFiles(cons
 nlohmann::json TenantStatsView(const nlohmann::json& node, uint32_t tenant, const std::string& name,
                                const TenantTraffic& traffic);
 
+// The views that Load's replies point into: gRPC may hold a reply's slices
+// after the call (until its transport has sent them), so each pin is dropped
+// by the last slice's destructor. `cache` is null once the service is gone
+// (its cache may be too): a pin dropped after that is left to die with it.
+struct PinnedViews {
+  std::shared_mutex mu;
+  Cache* cache = nullptr;  // GUARDED_BY(mu)
+};
+
 class NodeService final : public kvc::v1::Node::Service {
  public:
   // REQUIRES: `cache` outlives the service.
   // write_through: stores also reach the SSD tier at commit (when there is
   // one), so that a restarted node serves them.
-  NodeService(Cache& cache, bool write_through) : cache_(cache), write_through_(write_through) {}
+  NodeService(Cache& cache, bool write_through);
+  ~NodeService() override;
 
   grpc::Status Health(grpc::ServerContext* ctx, const v1::HealthRequest* req, v1::HealthResponse* resp) override;
   grpc::Status Match(grpc::ServerContext* ctx, const v1::MatchRequest* req, v1::MatchResponse* resp) override;
-  grpc::Status Load(grpc::ServerContext* ctx, const v1::LoadRequest* req,
-                    grpc::ServerWriter<v1::LoadChunk>* writer) override;
-  grpc::Status Store(grpc::ServerContext* ctx, grpc::ServerReader<v1::StoreMessage>* reader,
-                     v1::StoreResponse* resp) override;
+  // Load is served by LoadRaw (registered in the constructor), not by the
+  // generated Load(): its replies are kvc.v1.LoadChunk messages encoded by
+  // hand, whose data is a slice of the pinned block (no copy on the node).
+  using LoadStream = grpc::ServerSplitStreamer<v1::LoadRequest, grpc::ByteBuffer>;
+  grpc::Status LoadRaw(grpc::ServerContext* ctx, LoadStream* stream);
+  // Store is served by StoreRaw (registered in the constructor): it reads
+  // kvc.v1.StoreMessage from the raw ByteBuffers, each chunk's data copied
+  // once, from gRPC's slices into the reservation.
+  using StoreStream = grpc::ServerReaderWriter<v1::StoreResponse, grpc::ByteBuffer>;
+  grpc::Status StoreRaw(grpc::ServerContext* ctx, StoreStream* stream);
   grpc::Status Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req, v1::DeleteResponse* resp) override;
   grpc::Status BumpRevision(grpc::ServerContext* ctx, const v1::BumpRevisionRequest* req,
                             v1::BumpRevisionResponse* resp) override;
@@ -115,6 +135,7 @@ class NodeService final : public kvc::v1::Node::Service {
 
   Cache& cache_;
   const bool write_through_;
+  std::shared_ptr<PinnedViews> pins_;
   std::mutex mu_;
   std::map<std::string, NamespaceState*> namespaces_;  // GUARDED_BY(mu_)
   mutable std::mutex fence_mu_;
