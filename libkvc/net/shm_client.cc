@@ -184,7 +184,7 @@ class ShmNodeClient final : public NodeClient {
     }
     flush_cv_.notify_all();
     if (flusher_.joinable()) flusher_.join();
-    std::lock_guard<std::timed_mutex> lk(mu_);
+    Turn lk(this);
     if (conn_) SendReleases(*conn_);
   }
 
@@ -192,7 +192,7 @@ class ShmNodeClient final : public NodeClient {
   // node cannot be reached. A refused credential is not an error here: as
   // over gRPC, each call then answers KVC_ERR_PERMISSION.
   Status Open() {
-    std::lock_guard<std::timed_mutex> lk(mu_);
+    Turn lk(this);
     auto c = Dial(Clock::now() + std::chrono::milliseconds(options_.connect_timeout_ms));
     if (c.ok()) conn_ = *c;
     return c.ok() || c.status().code() == Code::kPermission ? Status::Ok() : c.status();
@@ -444,8 +444,8 @@ class ShmNodeClient final : public NodeClient {
   // or on `on` only, when given (the second half of a store).
   Result<Reply> Call(uint32_t op, const NodeNamespace* ns, const Fill& fill, Clock::time_point deadline,
                      std::shared_ptr<Conn> on = nullptr) {
-    std::unique_lock<std::timed_mutex> lk(mu_, std::defer_lock);
-    if (!lk.try_lock_until(deadline))
+    Turn lk(this, deadline);
+    if (!lk.held())
       return Status(Code::kTimeout, "the node did not answer within " + std::to_string(options_.timeout_ms) + " ms");
     std::shared_ptr<Conn> c = on ? on : conn_;
     if (on && on->broken) return Lost("the store's connection was lost; nothing was stored");
@@ -503,7 +503,7 @@ class ShmNodeClient final : public NodeClient {
   void Release(const std::shared_ptr<Conn>& c, uint64_t pin) {
     if (pin == 0) return;
     {
-      std::lock_guard<std::timed_mutex> lk(mu_);
+      Turn lk(this);
       if (c->broken) return;
       c->releases.push_back(pin);
       if (c->releases.size() >= kReleaseBatch) {
@@ -545,7 +545,7 @@ class ShmNodeClient final : public NodeClient {
       dirty_ = false;  // from here a release wakes the flusher again
       lk.unlock();
       {
-        std::lock_guard<std::timed_mutex> ml(mu_);
+        Turn ml(this);
         if (conn_) SendReleases(*conn_);
       }
       lk.lock();
@@ -573,8 +573,39 @@ class ShmNodeClient final : public NodeClient {
 
   const std::string path_;
   const NodeClientOptions options_;
-  std::timed_mutex mu_;            // one exchange at a time on the connection
-  std::shared_ptr<Conn> conn_;     // GUARDED_BY(mu_)
+  // One exchange at a time on the connection: a turn taken under turn_mu_
+  // (a timed wait on a condition variable rather than std::timed_mutex,
+  // whose clocked lock ThreadSanitizer does not see). What "mu_" guards
+  // is guarded by holding the turn.
+  class Turn {
+   public:
+    explicit Turn(ShmNodeClient* c, Clock::time_point deadline = Clock::time_point::max()) : c_(c) {
+      std::unique_lock<std::mutex> lk(c_->turn_mu_);
+      const auto free = [&] { return !c_->busy_; };
+      if (deadline == Clock::time_point::max()) c_->turn_cv_.wait(lk, free);
+      else if (!c_->turn_cv_.wait_until(lk, deadline, free)) return;
+      c_->busy_ = held_ = true;
+    }
+    ~Turn() {
+      if (!held_) return;
+      {
+        std::lock_guard<std::mutex> lk(c_->turn_mu_);
+        c_->busy_ = false;
+      }
+      c_->turn_cv_.notify_one();
+    }
+    Turn(const Turn&) = delete;
+    Turn& operator=(const Turn&) = delete;
+    bool held() const { return held_; }
+
+   private:
+    ShmNodeClient* c_;
+    bool held_ = false;
+  };
+  std::mutex turn_mu_;
+  std::condition_variable turn_cv_;
+  bool busy_ = false;              // GUARDED_BY(turn_mu_)
+  std::shared_ptr<Conn> conn_;     // GUARDED_BY(mu_): the turn
   std::mutex flush_mu_;
   std::condition_variable flush_cv_;
   bool dirty_ = false;             // GUARDED_BY(flush_mu_)
