@@ -656,6 +656,16 @@ uint64_t Cache::BumpRevision(NamespaceState& ns, uint32_t tenant) {
   return e;
 }
 
+void Cache::BumpAllRevisions() {
+  std::vector<NamespaceState*> nss;
+  {
+    std::lock_guard<std::mutex> lk(ns_mu_);
+    nss = ns_by_index_;
+  }
+  for (NamespaceState* ns : nss)
+    if (ns != nullptr) (void)BumpRevision(*ns);
+}
+
 void Cache::SweepStripes(int64_t now) {
   std::vector<EntryId> to_free;
   int64_t next = INT64_MAX;

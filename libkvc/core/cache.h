@@ -184,6 +184,11 @@ class Cache {
   Status Delete(NamespaceState& ns, const BlockKey& key, uint32_t tenant = 0);
   // Makes older blocks invisible; forwarded to the remote tier as `tenant`.
   uint64_t BumpRevision(NamespaceState& ns, uint32_t tenant = 0);
+  // Bumps every namespace opened in this cache (through any door: the
+  // C API, the node's gRPC service, the same-host path), so that no block
+  // stored before is served again. A cluster node that lost its lease calls
+  // it: it may have missed deletes and revision bumps meanwhile.
+  void BumpAllRevisions();
   // Makes every block owed to the SSD tier (write-back demotions, earlier
   // write-through stores) durable. OK without an SSD tier.
   Status Flush();

@@ -44,7 +44,9 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
     return Status(Code::kUnavailable, "cannot listen on " + options.listen);
   s->address_ = options.listen.substr(0, colon + 1) + std::to_string(port);
   if (!options.unix_path.empty()) {
-    ShmServerOptions so{options.write_through, &s->service_->metrics(), options.admin_token};
+    ShmServerOptions so{options.write_through, &s->service_->metrics(), options.admin_token, {}};
+    NodeService* svc = s->service_.get();
+    so.admit_write = [svc](uint64_t epoch) { return svc->AdmitWrite(epoch); };
     auto shm = ShmServer::Start(*s->cache_, options.unix_path, so);
     if (!shm.ok()) return shm.status();
     s->shm_ = std::move(shm).value();

@@ -444,10 +444,7 @@ void NodeService::set_write_fence(WriteFence fence) {
   fence_ = std::make_shared<const WriteFence>(std::move(fence));
 }
 
-void NodeService::BumpAllRevisions() {
-  std::lock_guard<std::mutex> lk(mu_);
-  for (auto& [id, ns] : namespaces_) (void)cache_.BumpRevision(*ns);
-}
+void NodeService::BumpAllRevisions() { cache_.BumpAllRevisions(); }
 
 Status NodeService::AdmitWrite(uint64_t epoch) const {
   std::shared_ptr<const WriteFence> f;

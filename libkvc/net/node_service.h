@@ -114,13 +114,16 @@ class NodeService final : public kvc::v1::Node::Service {
   // published). Unset: every store is admitted. Any thread, any time.
   using WriteFence = std::function<Status(uint64_t membership_epoch)>;
   void set_write_fence(WriteFence fence);
-  // Bumps the revision of every namespace opened through this service, so
-  // that no block stored before is served again (a cluster node that lost
-  // its lease may have missed deletes and revision bumps). Any thread.
+  // Bumps the revision of every namespace of the cache (Cache::
+  // BumpAllRevisions: those opened over the same-host path too), so that no
+  // block stored before is served again (a cluster node that lost its lease
+  // may have missed deletes and revision bumps). Any thread.
   void BumpAllRevisions();
+  // The fence's verdict on a store under `membership_epoch` (OK when no
+  // fence is set). The same-host path asks it too. Any thread.
+  Status AdmitWrite(uint64_t membership_epoch) const;
 
  private:
-  Status AdmitWrite(uint64_t membership_epoch) const;
   // The caller named by the `authorization: Bearer <tenant>:<credential>`
   // metadata; KVC_ERR_PERMISSION for a missing or wrong token on a node with
   // tenants (one message for every failure: names cannot be probed).

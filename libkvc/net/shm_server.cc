@@ -605,7 +605,8 @@ void ShmServer::Serve(Conn* c) {
           p.write_through = options_.write_through && cache_.ssd() != nullptr;
           if (has_parent) p.parent = &parent;
           Reservation res;
-          Status st = cache_.BeginStore(**ns, KeyFrom(kp), shard, p, &res);
+          Status st = options_.admit_write ? options_.admit_write(0) : Status::Ok();
+          if (st.ok()) st = cache_.BeginStore(**ns, KeyFrom(kp), shard, p, &res);
           if (!st.ok()) {
             if (options_.metrics) options_.metrics->CountStore(caller.tenant, st.code(), 0);
             status(st);
@@ -636,7 +637,13 @@ void ShmServer::Serve(Conn* c) {
           reservations.erase(it);
           if (h.op == shm::kStoreCommit) {
             const uint64_t size = res.size;
-            Status cs = cache_.Commit(res);
+            // The fence again: the node may have lost its lease meanwhile.
+            Status cs = options_.admit_write ? options_.admit_write(0) : Status::Ok();
+            if (cs.ok()) {
+              cs = cache_.Commit(res);
+            } else {
+              cache_.Abort(res);
+            }
             if (options_.metrics) options_.metrics->CountStore(caller.tenant, cs.code(), size);
             status(cs);
           } else {

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,11 @@ struct ShmServerOptions {
   // The node's admin token: a hello that sends it sees the whole node's
   // Stats. Empty: none.
   std::string admin_token;
+  // The node's write fence (NodeService::AdmitWrite; cluster nodes): asked
+  // at each store's begin and again at its commit, with epoch 0 (same-host
+  // clients carry no membership view). A refusal is the store's status and
+  // publishes nothing. Unset: every store admitted.
+  std::function<Status(uint64_t membership_epoch)> admit_write;
 };
 
 class ShmServer {

@@ -93,14 +93,15 @@ def etcd():
 
 
 class Node:
-    def __init__(self, cluster, node_id, base):
+    def __init__(self, cluster, node_id, base, unix_socket=None):
         self.id = node_id
         self.ready = os.path.join(base, node_id + ".addr")
         self.logpath = os.path.join(base, node_id + ".log")
         env = dict(os.environ, KVC_CLUSTER_LEASE_TTL_S=str(TTL))
+        extra = ["--unix-socket", unix_socket] if unix_socket else []
         self.proc = subprocess.Popen(
             [KVC, "serve", "--listen", "127.0.0.1:0", "--cluster", cluster, "--node-id", node_id,
-             "--host-capacity", "64MiB", "--ready-file", self.ready],
+             "--host-capacity", "64MiB", "--ready-file", self.ready, *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=open(self.logpath, "ab"))
         deadline = time.time() + 15
         while not os.path.exists(self.ready):
@@ -280,6 +281,36 @@ def test_etcd_away_fences_writes_after_the_lease_and_recovers(etcd, tmp_path):
         etcd.start()
         eventually(lambda: store(n.address, 0, "d")["code"] == 0, 15, "writes after etcd returned")
         assert [x["id"] for x in nodes(cluster)["nodes"]] == ["e1"]
+    finally:
+        n.stop()
+
+
+def unix_put(sock, key_hex, path):
+    """`kvc put` over the same-host path: (exit status, stderr)."""
+    r = kvc("put", "--node", "unix:" + sock, "--model", "m", "--revision", "r", "--layers", "1",
+            "--kv-heads", "1", "--head-dim", "8", "--block-tokens", "4", "--key", key_hex,
+            "--file", path, "--timeout-ms", "3000")
+    return r.returncode, r.stderr
+
+
+def test_same_host_stores_are_fenced_too(etcd, tmp_path):
+    # The fence is the node's, whatever the door: a store over unix: is
+    # refused once the lease is gone, and admitted again after the node
+    # registered anew.
+    cluster = f"etcd://{etcd.endpoint}/c4"
+    sock = str(tmp_path / "kvc.sock")
+    n = Node(cluster, "u1", str(tmp_path), unix_socket=sock)
+    block = tmp_path / "block.bin"
+    block.write_bytes(b"\x07" * (2 * 1 * 1 * 8 * 4 * 2))  # K and V, 1 layer, 1 head, dim 8, 4 tokens, fp16
+    try:
+        rc, err = unix_put(sock, "00" * 15 + "01", str(block))
+        assert rc == 0, err
+        etcd.kill()
+        eventually(lambda: "fenced" in unix_put(sock, "00" * 15 + "02", str(block))[1].lower(), TTL + 3,
+                   "the fence over unix:")
+        etcd.start()
+        eventually(lambda: unix_put(sock, "00" * 15 + "03", str(block))[0] == 0, 15,
+                   "unix: stores after etcd returned")
     finally:
         n.stop()
 
