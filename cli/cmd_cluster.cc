@@ -45,6 +45,7 @@ struct ClusterArgs {
   // drain
   std::string node_id;
   bool undo = false;
+  uint32_t wait_s = 0;  // --wait: seconds to wait for the hand-off; 0: do not wait
   // tenant
   std::string name, host_quota, ssd_quota, borrow_set;
   // revision
@@ -252,8 +253,44 @@ int RunDrain(const ClusterArgs& a) {
   if (kvc_cluster_drain(a.cluster.c_str(), a.node_id.c_str(), a.undo, a.timeout_ms, &err) != KVC_OK)
     return FailStatus("cluster drain", "node " + a.node_id, err);
   const char* state = a.undo ? "up" : "draining";
+  json out{{"id", a.node_id}, {"state", state}};
+  if (!a.undo && a.wait_s > 0) {
+    // The node copies its blocks to their new owners and writes the outcome
+    // into its record ("handoff": done, failed or no-admin-token).
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_s);
+    std::string handoff;
+    uint64_t handed_off = 0;
+    while (true) {
+      json m;
+      int rc = kExitOk;
+      if (!Members("cluster drain", a, &m, &rc)) return rc;
+      bool found = false;
+      for (const auto& n : m["nodes"])
+        if (n.value("id", "") == a.node_id) {
+          found = true;
+          handoff = n.value("handoff", "");
+          handed_off = n.value("handed_off", uint64_t{0});
+        }
+      if (!found) return Fail("cluster drain", "node " + a.node_id + " left the cluster before its hand-off ended");
+      if (!handoff.empty() && handoff != "running") break;
+      if (std::chrono::steady_clock::now() >= until)
+        return Fail("cluster drain", "node " + a.node_id + "'s hand-off did not end within " +
+                                         std::to_string(a.wait_s) + " s (state: " +
+                                         (handoff.empty() ? "not started" : handoff) + ")");
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    out["handoff"] = handoff;
+    out["handed_off"] = handed_off;
+    if (a.out == Output::kJson)
+      std::printf("%s\n", out.dump(2).c_str());
+    else
+      std::printf("node %s: %s, hand-off %s (%llu block shards copied)\n", a.node_id.c_str(), state,
+                  handoff.c_str(), static_cast<unsigned long long>(handed_off));
+    if (handoff != "done") return Fail("cluster drain", "node " + a.node_id + "'s hand-off ended " + handoff);
+    return kExitOk;
+  }
   if (a.out == Output::kJson)
-    std::printf("%s\n", json{{"id", a.node_id}, {"state", state}}.dump(2).c_str());
+    std::printf("%s\n", out.dump(2).c_str());
   else
     std::printf("node %s: %s\n", a.node_id.c_str(), state);
   return kExitOk;
@@ -599,10 +636,13 @@ Registration RegisterCluster(CLI::App& root) {
   AddOutputFlags(status, &a->out, false);
   status->callback([=] { *run = [=] { return RunStatus(*a); }; });
 
-  auto* drain = app->add_subcommand("drain", "Mark a node draining (reads only; no new blocks), or up with --undo");
+  auto* drain = app->add_subcommand("drain", "Mark a node draining (reads only; no new blocks; it hands its blocks off), or up with --undo");
   AddCluster(drain, a.get());
   drain->add_option("node_id", a->node_id, "The node's id")->required();
   drain->add_flag("--undo", a->undo, "Mark the node up again");
+  drain->add_option("--wait", a->wait_s,
+                    "Wait up to SECONDS for the node to hand its blocks off to their new owners; fails unless "
+                    "the hand-off ends done");
   AddOutputFlags(drain, &a->out, false);
   drain->callback([=] { *run = [=] { return RunDrain(*a); }; });
 

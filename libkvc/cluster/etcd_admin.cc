@@ -95,7 +95,8 @@ Result<std::string> MembershipJson(const std::string& address, uint32_t timeout_
   nlohmann::json nodes = nlohmann::json::array();
   for (const auto& n : v->nodes)
     nodes.push_back({{"id", n.id}, {"address", n.address}, {"zone", n.zone}, {"capacity_bytes", n.capacity_bytes},
-                     {"state", NodeStateName(n.state)}, {"registered_epoch", n.registered_epoch}});
+                     {"state", NodeStateName(n.state)}, {"registered_epoch", n.registered_epoch},
+                     {"handoff", n.handoff}, {"handed_off", n.handed_off}});
   std::string cluster;
   if (auto a = ParseEtcdAddress(address); a.ok()) cluster = a->cluster;
   nlohmann::json j{{"cluster", cluster}, {"epoch", v->epoch}, {"replication", v->config.replication},

@@ -76,6 +76,8 @@ Result<NodeInfo> DecodeNode(const std::string& id, const std::string& json) {
   if (state == "draining") n.state = NodeState::kDraining;
   else if (state == "up") n.state = NodeState::kUp;
   else return ParseError("node record '" + id + "' has unknown state '" + state + "'");
+  if (j.contains("handoff") && j["handoff"].is_string()) n.handoff = j["handoff"].get<std::string>();
+  if (j.contains("handed_off") && j["handed_off"].is_number_unsigned()) n.handed_off = j["handed_off"].get<uint64_t>();
   return n;
 }
 

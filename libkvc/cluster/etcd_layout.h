@@ -3,7 +3,8 @@
 //
 //   /kvc/<cluster>/config          {"replication":R,"write_quorum":W}
 //   /kvc/<cluster>/nodes/<id>      {"address","zone","capacity_bytes","state","version"}
-//                                  under the node's lease
+//                                  under the node's lease; a draining node
+//                                  adds "handoff" and "handed_off"
 //   /kvc/<cluster>/draining/<id>   a drained node's mark (no lease): it
 //                                  re-registers as "draining"
 //

@@ -37,6 +37,10 @@ struct NodeInfo {
   uint64_t capacity_bytes = 0;  // placement weight (host + SSD bytes)
   NodeState state = NodeState::kUp;
   uint64_t registered_epoch = 0;  // the epoch of its current registration
+  // A draining node's hand-off of its blocks (cluster/handoff.h): "" (none
+  // yet), "running", "done", "failed", "no-admin-token"; blocks copied.
+  std::string handoff;
+  uint64_t handed_off = 0;
 };
 
 // Cluster-wide settings (etcd: /kvc/<cluster>/config, written by

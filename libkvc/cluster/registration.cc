@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
 #include "cluster/etcd_client.h"
 #include "cluster/etcd_layout.h"
 
@@ -134,6 +136,14 @@ void Registration::Run() {
         valid_until_ns_.store(t0 + (granted_ttl_ms_ - MarginMs(granted_ttl_ms_)) * 1000000);
         if (!last_error.empty()) Log("lease renewed again");
         last_error.clear();
+        if (!draining_seen_ && opts_.on_draining) {
+          auto mark = etcd_->Range(drain_key_, false, 1000);
+          if (mark.ok() && !mark->kvs.empty()) {
+            draining_seen_ = true;
+            Log("drain mark found: handing blocks off to their new owners");
+            opts_.on_draining();
+          }
+        }
         wait_ms = ttl_s_ * 1000 / 3;
       } else if (ttl.status().code() == Code::kNotFound) {
         valid_until_ns_.store(0);
@@ -151,6 +161,24 @@ void Registration::Run() {
     std::unique_lock<std::mutex> lk(mu_);
     if (cv_.wait_for(lk, std::chrono::milliseconds(wait_ms), [&] { return stop_; })) return;
   }
+}
+
+Status Registration::SetHandoff(const std::string& state, uint64_t handed_off, uint32_t timeout_ms) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto cur = etcd_->Range(key_, false, timeout_ms);
+    if (!cur.ok()) return cur.status();
+    if (cur->kvs.empty()) return NotFound("node '" + id_ + "' is not registered");
+    auto rec = nlohmann::json::parse(cur->kvs[0].value, nullptr, false);
+    if (rec.is_discarded() || !rec.is_object())
+      return Status(Code::kCorrupt, "the record of node '" + id_ + "' is not a JSON object");
+    rec["handoff"] = state;
+    rec["handed_off"] = handed_off;
+    auto t = etcd_->Txn({{key_, EtcdCompare::Target::kModRevision, cur->kvs[0].mod_revision}},
+                        {{key_, rec.dump(), 0, /*ignore_lease=*/true}}, timeout_ms);
+    if (!t.ok()) return t.status();
+    if (t->succeeded) return Status::Ok();
+  }
+  return Status(Code::kUnavailable, "node '" + id_ + "''s record kept changing");
 }
 
 void Registration::Stop(uint32_t timeout_ms) {
@@ -171,6 +199,9 @@ void Registration::Stop(uint32_t timeout_ms) {
 
 #else  // !KVC_HAVE_ETCD
 
+Status Registration::SetHandoff(const std::string&, uint64_t, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
 Result<std::unique_ptr<Registration>> Registration::Start(const RegistrationOptions& options) {
   return Status(Code::kUnsupported,
                 "this kvc was built without etcd membership (the etcd protos of golang-etcd-server-dev were "

@@ -53,6 +53,10 @@ struct RegistrationOptions {
   // may have missed deletes and revision bumps, so the node drops what it
   // holds (NodeService::BumpAllRevisions). Default: nothing.
   std::function<void()> on_lease_lost;
+  // Called (on the registration's thread, once) when the node finds its
+  // drain mark (kvc cluster drain), checked at each lease renewal: the node
+  // starts its hand-off (cluster/handoff.h). Must not block.
+  std::function<void()> on_draining;
 };
 
 class Registration {
@@ -72,6 +76,10 @@ class Registration {
   const std::string& node_id() const { return id_; }
   uint32_t ttl_s() const { return ttl_s_; }
 
+  // Writes the hand-off's progress into the node's record ("handoff",
+  // "handed_off"; NodeInfo), keeping its lease. Any thread.
+  Status SetHandoff(const std::string& state, uint64_t handed_off, uint32_t timeout_ms);
+
   // Stops renewing and revokes the lease (so the node leaves the cluster at
   // once), waiting up to timeout_ms for etcd. Idempotent.
   void Stop(uint32_t timeout_ms);
@@ -90,6 +98,7 @@ class Registration {
   int64_t lease_ = 0;                     // the thread's (and Stop's, after it)
   int64_t granted_ttl_ms_ = 0;            // the thread's
   std::atomic<uint64_t> epoch_{0};
+  bool draining_seen_ = false;            // the thread's
   std::atomic<int64_t> valid_until_ns_{0};  // steady clock; 0: no lease
 
   std::mutex mu_;

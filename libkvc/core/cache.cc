@@ -666,6 +666,46 @@ void Cache::BumpAllRevisions() {
     if (ns != nullptr) (void)BumpRevision(*ns);
 }
 
+void Cache::ForEachHostBlock(const std::function<void(const HostBlock&)>& fn) {
+  struct Raw {
+    uint32_t ns;
+    BlockKey key;
+    uint32_t shard, tenant;
+    uint64_t size, epoch;
+    int64_t expires_at;
+  };
+  std::vector<Raw> raw;
+  {
+    auto lk = tier_->Lock();
+    EntryPool& pool = tier_->pool();
+    const size_t n = pool.slots();
+    for (size_t id = 0; id < n; ++id) {
+      const Entry& e = pool.at(static_cast<EntryId>(id));
+      if (e.state.load(std::memory_order_acquire) != EntryState::kCommitted || !e.has_memory) continue;
+      raw.push_back({e.ns, e.key, e.shard, e.tenant, e.size, e.epoch, e.expires_at});
+    }
+  }
+  std::vector<NamespaceState*> nss;
+  {
+    std::lock_guard<std::mutex> lk(ns_mu_);
+    nss = ns_by_index_;
+  }
+  const int64_t now = NowMs();
+  for (const Raw& r : raw) {
+    NamespaceState* ns = r.ns < nss.size() ? nss[r.ns] : nullptr;
+    if (ns == nullptr || r.epoch != ns->epoch.load()) continue;
+    if (r.expires_at != 0 && r.expires_at <= now) continue;
+    HostBlock b;
+    b.ns = ns;
+    b.key = r.key;
+    b.shard = r.shard;
+    b.tenant = r.tenant;
+    b.size = r.size;
+    b.ttl_left_ms = r.expires_at == 0 ? 0 : r.expires_at - now;
+    fn(b);
+  }
+}
+
 void Cache::SweepStripes(int64_t now) {
   std::vector<EntryId> to_free;
   int64_t next = INT64_MAX;

@@ -189,6 +189,20 @@ class Cache {
   // stored before is served again. A cluster node that lost its lease calls
   // it: it may have missed deletes and revision bumps meanwhile.
   void BumpAllRevisions();
+  // A committed host block, as ForEachHostBlock yields it.
+  struct HostBlock {
+    NamespaceState* ns = nullptr;
+    BlockKey key;
+    uint32_t shard = 0;
+    uint32_t tenant = 0;
+    uint64_t size = 0;
+    int64_t ttl_left_ms = 0;  // 0: never expires
+  };
+  // The committed, unexpired host blocks of the namespaces' current epochs
+  // (no pending or doomed ones), collected under the tier lock and then
+  // passed to `fn` outside it, in no particular order (the policy offers no
+  // order to walk). A block may be gone by the time `fn` reads it.
+  void ForEachHostBlock(const std::function<void(const HostBlock&)>& fn);
   // Makes every block owed to the SSD tier (write-back demotions, earlier
   // write-through stores) durable. OK without an SSD tier.
   Status Flush();

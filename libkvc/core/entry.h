@@ -75,6 +75,8 @@ class EntryPool {
     return chunks_[id >> kChunkBits].load(std::memory_order_acquire)[id & (kChunkSize - 1)];
   }
   size_t allocated() const { return allocated_; }
+  // Slots handed out so far, free or not (ids are below it). REQUIRES: the tier lock.
+  size_t slots() const { return owned_.size() << kChunkBits; }
 
  private:
   static constexpr uint32_t kChunkBits = 12;

@@ -46,8 +46,12 @@ struct GrpcImpl {
   // token on admin calls, and on Stats when there is one).
   void Prepare(grpc::ClientContext* ctx, Clock::time_point deadline, bool admin = false) const {
     ctx->set_deadline(deadline);
-    if (!admin && !options.tenant.empty())
+    if (!admin && !options.as_tenant.empty()) {
+      ctx->AddMetadata(kAsTenantKey, options.as_tenant);
+      ctx->AddMetadata(kAdminTokenKey, options.admin_token);
+    } else if (!admin && !options.tenant.empty()) {
       ctx->AddMetadata("authorization", "Bearer " + options.tenant + ":" + options.credential);
+    }
     if (admin && !options.admin_token.empty()) ctx->AddMetadata(kAdminTokenKey, options.admin_token);
   }
   void Prepare(grpc::ClientContext* ctx) const { Prepare(ctx, Deadline()); }

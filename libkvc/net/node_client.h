@@ -31,6 +31,10 @@ struct NodeClientOptions {
   // plaintext) and this client's certificate and key (both or neither).
   std::string tls_ca_path, tls_cert_path, tls_key_path;
   std::string admin_token;  // sent on tenant-admin calls
+  // Node-to-node (a drain's hand-off, gRPC only): Match and Store act as
+  // this tenant, authorized by admin_token (kvc-as-tenant metadata) instead
+  // of a tenant credential.
+  std::string as_tenant;
   // Retries of idempotent calls (stats, match, get, delete) after
   // kUnavailable, within the call's deadline. Stores are never retried.
   uint32_t max_retries = 2;

@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "cluster/handoff.h"
 #include "cluster/registration.h"
 #include "net/node_service.h"
 #include "net/shm_server.h"
@@ -62,9 +63,14 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
     ro.capacity_bytes = options.cache.host_capacity_bytes + options.cache.ssd_capacity_bytes;
     ro.version = KVC_NODE_VERSION;
     ro.on_lease_lost = [svc = s->service_.get()] { svc->BumpAllRevisions(); };
+    s->handoff_ = std::make_unique<cluster::Handoff>(
+        *s->cache_, cluster::Handoff::Options{options.cluster, "", options.admin_token, options.tls_client_ca_path});
+    ro.on_draining = [h = s->handoff_.get()] { h->Start(); };
+    s->service_->set_drain_stats([h = s->handoff_.get()] { return h->Json(); });
     auto reg = cluster::Registration::Start(ro);
     if (!reg.ok()) return reg.status();
     s->registration_ = std::move(reg).value();
+    s->handoff_->set_registration(s->registration_.get());
     s->service_->set_write_fence([r = s->registration_.get()](uint64_t epoch) { return r->Admit(epoch); });
   }
   return s;
@@ -74,6 +80,7 @@ NodeServer::~NodeServer() { Shutdown(0); }
 
 void NodeServer::Shutdown(uint32_t grace_ms) {
   if (registration_) registration_->Stop(1000);  // leave the cluster first: writes fenced
+  handoff_.reset();  // stops between blocks
   if (shm_) shm_->Stop();  // before the cache: its connections' pins go back to it
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));

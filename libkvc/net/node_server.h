@@ -17,6 +17,7 @@ class Server;
 
 namespace kvc::cluster {
 class Registration;
+class Handoff;
 }
 
 namespace kvc::net {
@@ -66,6 +67,7 @@ class NodeServer {
   std::string address_;
   std::string metrics_address_;
   std::unique_ptr<cluster::Registration> registration_;  // when options.cluster is set
+  std::unique_ptr<cluster::Handoff> handoff_;            // a drain's hand-off (cluster/handoff.h)
 };
 
 }  // namespace kvc::net

@@ -171,8 +171,24 @@ grpc::Status NodeService::AuthenticateAdmin(const grpc::ServerContext& ctx) {
   return grpc::Status::OK;
 }
 
-Result<Caller> NodeService::Authenticate(const grpc::ServerContext& ctx) {
+Result<Caller> NodeService::Authenticate(const grpc::ServerContext& ctx, bool allow_as_tenant) {
   const auto& md = ctx.client_metadata();
+  if (auto as = md.find(kAsTenantKey); as != md.end()) {
+    auto adm = md.find(kAdminTokenKey);
+    const std::string got = adm == md.end() ? std::string() : std::string(adm->second.data(), adm->second.size());
+    const bool admin_ok = !admin_token_.empty() && TenantRegistry::SecretEquals(got, admin_token_);
+    std::optional<TenantConfig> t;
+    if (allow_as_tenant && admin_ok) t = cache_.tenants().Find(std::string(as->second.data(), as->second.size()));
+    if (!t) {
+      metrics_.CountAuthFailure();
+      return Status(Code::kPermission, "wrong or missing credential");
+    }
+    Caller c;
+    c.tenant = t->id;
+    c.name = t->name;
+    if (t->isolation == Isolation::kIsolated) c.salt = t->salt;
+    return c;
+  }
   auto it = md.find("authorization");
   const bool has_tenants = !cache_.tenants().tenants().empty();
   if (it == md.end()) {
@@ -230,7 +246,7 @@ grpc::Status NodeService::Health(grpc::ServerContext* ctx, const v1::HealthReque
 
 grpc::Status NodeService::Match(grpc::ServerContext* ctx, const v1::MatchRequest* req, v1::MatchResponse* resp) {
   auto timer = metrics_.Track(Rpc::kMatch);
-  auto caller = Authenticate(*ctx);
+  auto caller = Authenticate(*ctx, /*allow_as_tenant=*/true);
   if (!caller.ok()) return Unauthenticated();
   auto run = [&]() -> Status {
     auto ns = Open(*caller, req->ns());
@@ -457,7 +473,7 @@ Status NodeService::AdmitWrite(uint64_t epoch) const {
 
 grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream) {
   auto timer = metrics_.Track(Rpc::kStore);
-  auto caller = Authenticate(*ctx);
+  auto caller = Authenticate(*ctx, /*allow_as_tenant=*/true);
   if (!caller.ok()) return Unauthenticated();
   Reservation r;
   bool reserved = false;
@@ -583,6 +599,7 @@ grpc::Status NodeService::Stats(grpc::ServerContext* ctx, const v1::StatsRequest
   nlohmann::json j = cache_.StatsJson();
   if (admin || caller.tenant == 0) {
     j["scope"] = "node";
+    if (drain_stats_) j["drain"] = drain_stats_();
   } else {
     j = TenantStatsView(j, caller.tenant, caller.name, metrics_.Traffic(caller.tenant));
   }

@@ -41,6 +41,9 @@ struct Caller {
 // The metadata key of the admin token on tenant-admin calls (and on Stats,
 // for the whole node's counters).
 inline constexpr const char* kAdminTokenKey = "kvc-admin-token";
+// Node-to-node calls (a drain's hand-off): act as this tenant. Accepted only
+// with the right kvc-admin-token, and only on Match and Store.
+inline constexpr const char* kAsTenantKey = "kvc-as-tenant";
 
 // The server credentials of a node: TLS from PEM files when `cert` and
 // `key` are given (with `client_ca`, client certificates are required and
@@ -103,6 +106,8 @@ class NodeService final : public kvc::v1::Node::Service {
   // The admin token of tenant-admin calls; empty (the default): refused.
   // REQUIRES: called before the service serves.
   void set_admin_token(std::string token) { admin_token_ = std::move(token); }
+  // The "drain" object of the node's stats (cluster/handoff.h). Set before serving.
+  void set_drain_stats(std::function<nlohmann::json()> f) { drain_stats_ = std::move(f); }
   // Serves GET /metrics on `listen` until the service is destroyed;
   // *address gets the bound address. REQUIRES: called once.
   Status StartMetrics(const std::string& listen, std::string* address);
@@ -127,7 +132,10 @@ class NodeService final : public kvc::v1::Node::Service {
   // The caller named by the `authorization: Bearer <tenant>:<credential>`
   // metadata; KVC_ERR_PERMISSION for a missing or wrong token on a node with
   // tenants (one message for every failure: names cannot be probed).
-  Result<Caller> Authenticate(const grpc::ServerContext& ctx);
+  // allow_as_tenant (Match, Store): `kvc-as-tenant: <name>` with the right
+  // `kvc-admin-token` acts as that tenant; without the admin token (a
+  // tenant's credential is not enough), or on other calls, it is refused.
+  Result<Caller> Authenticate(const grpc::ServerContext& ctx, bool allow_as_tenant = false);
   // OK when the call carries the admin token; UNAUTHENTICATED for a missing
   // or wrong one, PERMISSION_DENIED when the node has none.
   grpc::Status AuthenticateAdmin(const grpc::ServerContext& ctx);
@@ -144,6 +152,7 @@ class NodeService final : public kvc::v1::Node::Service {
   mutable std::mutex fence_mu_;
   std::shared_ptr<const WriteFence> fence_;  // GUARDED_BY(fence_mu_)
   std::string admin_token_;
+  std::function<nlohmann::json()> drain_stats_;
   Metrics metrics_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
 };

@@ -5,6 +5,7 @@
 //   cluster_store_tool load ADDR CHAR          load it back and check it
 // Prints {"code":N,"message":"..."} (load: and "intact") and exits 0 when
 // the call could be made at all, 2 on a transport failure.
+// $KVC_TEST_METADATA="key=value,key=value" adds call metadata (test_cluster_drain.py).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -64,6 +65,17 @@ int main(int argc, char** argv) {
   auto stub = v1::Node::NewStub(ch);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (const char* md = std::getenv("KVC_TEST_METADATA")) {
+    std::string all(md);
+    for (size_t at = 0; at < all.size();) {
+      size_t end = all.find(',', at);
+      if (end == std::string::npos) end = all.size();
+      const std::string kv = all.substr(at, end - at);
+      const size_t eq = kv.find('=');
+      if (eq != std::string::npos) ctx.AddMetadata(kv.substr(0, eq), kv.substr(eq + 1));
+      at = end + 1;
+    }
+  }
   const char c = argv[argc - 1][0];
   const std::string key(16, c);
   if (mode == "store") {

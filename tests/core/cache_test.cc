@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <random>
 #include <thread>
 #include <vector>
@@ -126,6 +127,32 @@ TEST_CASE("two-phase store: pending / exists / abort / wait") {
   REQUIRE(c->BeginStore(ns, KeyOf(8), 0, {}, &r2).ok());
   c->Abort(r2);
   CHECK(c->Stats().pending == 0);
+}
+
+TEST_CASE("ForEachHostBlock yields committed blocks of the current epoch only, with their TTL left") {
+  auto c = MakeCache(1 << 20);
+  auto& a = **c->OpenNamespace(SmallFields("a"));
+  auto& b = **c->OpenNamespace(SmallFields("b"));
+  REQUIRE(Put(*c, a, 1).ok());
+  REQUIRE(Put(*c, a, 2, 60000).ok());
+  REQUIRE(Put(*c, b, 3).ok());
+  Reservation pending;
+  REQUIRE(c->BeginStore(a, KeyOf(4), 0, {}, &pending).ok());
+  (void)c->BumpRevision(b);  // key 3 is stale now
+  std::map<uint64_t, int64_t> seen;  // key index -> ttl left
+  c->ForEachHostBlock([&](const Cache::HostBlock& hb) {
+    CHECK(hb.ns == &a);
+    CHECK(hb.size == a.shard_bytes);
+    for (uint64_t i : {1, 2, 3, 4})
+      if (hb.key == KeyOf(i)) seen[i] = hb.ttl_left_ms;
+  });
+  CHECK(seen.size() == 2);
+  CHECK(seen.count(1) == 1);
+  CHECK(seen[1] == 0);
+  CHECK(seen.count(2) == 1);
+  CHECK(seen[2] > 50000);
+  CHECK(seen[2] <= 60000);
+  c->Abort(pending);
 }
 
 TEST_CASE("a reservation past its deadline is aborted - its writer learns at commit") {
