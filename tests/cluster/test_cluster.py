@@ -245,7 +245,13 @@ def test_paused_node_is_fenced_until_it_reregisters(etcd, tmp_path):
             assert r["code"] == FENCED, r
             assert "lease" in r["message"]
             assert store(n.address, 0, "b")["code"] == FENCED
-            assert load(n.address, "a")["intact"]  # reads go on
+            # Reads go on while the node only judges its lease stale by its
+            # own clock. If etcd got to answer that the lease expired before
+            # it froze (a keep-alive in flight at the SIGSTOP: seen about once
+            # in seven runs on a loaded machine), the node rightly dropped
+            # what it held: then the block must be gone, not half there.
+            r = load(n.address, "a")
+            assert r["intact"] or ("lease lost" in n.log() and r["code"] == -2), (r, n.log())
         finally:
             etcd.proc.send_signal(signal.SIGCONT)
         # It re-registers at a new epoch; the old epoch stays fenced.
