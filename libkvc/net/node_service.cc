@@ -19,6 +19,29 @@
 #include "net/wire.h"
 
 namespace kvc::net {
+
+// Every field is bounded (a message is at most kMaxMessageBytes, a
+// same-host frame at most its limit), and the layout is validated before
+// anything is sized from it.
+Result<NamespaceFields> FieldsFromWire(const NodeNamespace& n) {
+  NamespaceFields f;
+  auto algo = ParseHashAlgo(n.hash.empty() ? "sha256" : n.hash);
+  if (!algo.ok()) return algo.status();
+  f.hash = *algo;
+  if (n.model.empty()) return InvalidArgument("ns.model is empty");
+  if (n.revision.empty()) return InvalidArgument("ns.revision is empty");
+  f.model = n.model;
+  f.revision = n.revision;
+  f.adapter = n.adapter;
+  f.layout.dtype = n.dtype;
+  f.layout.layers = n.layers;
+  f.layout.kv_heads = n.kv_heads;
+  f.layout.head_dim = n.head_dim;
+  f.layout.block_tokens = n.block_tokens;
+  f.layout.shards = n.shards == 0 ? 1 : n.shards;
+  KVC_RETURN_IF_ERROR(f.layout.Validate());
+  return f;
+}
 namespace {
 
 void SetResult(v1::Result* r, const Status& s) {
@@ -38,26 +61,19 @@ Result<BlockKey> KeyOf(const std::string& bytes, const char* what) {
   return k;
 }
 
-// Every field is bounded: a spec is at most kMaxMessageBytes, and the layout
-// is validated before anything is sized from it.
 Result<NamespaceFields> FieldsOf(const v1::NamespaceSpec& s) {
-  NamespaceFields f;
-  auto algo = ParseHashAlgo(s.hash().empty() ? "sha256" : s.hash());
-  if (!algo.ok()) return algo.status();
-  f.hash = *algo;
-  if (s.model().empty()) return InvalidArgument("ns.model is empty");
-  if (s.revision().empty()) return InvalidArgument("ns.revision is empty");
-  f.model = s.model();
-  f.revision = s.revision();
-  f.adapter = s.adapter();
-  f.layout.dtype = s.dtype();
-  f.layout.layers = s.layers();
-  f.layout.kv_heads = s.kv_heads();
-  f.layout.head_dim = s.head_dim();
-  f.layout.block_tokens = s.block_tokens();
-  f.layout.shards = s.shards() == 0 ? 1 : s.shards();
-  KVC_RETURN_IF_ERROR(f.layout.Validate());
-  return f;
+  NodeNamespace n;
+  n.hash = s.hash();
+  n.model = s.model();
+  n.revision = s.revision();
+  n.adapter = s.adapter();
+  n.dtype = s.dtype();
+  n.layers = s.layers();
+  n.kv_heads = s.kv_heads();
+  n.head_dim = s.head_dim();
+  n.block_tokens = s.block_tokens();
+  n.shards = s.shards();
+  return FieldsFromWire(n);
 }
 
 Result<std::string> ReadPem(const std::string& path, const char* what) {

@@ -22,6 +22,7 @@
 
 #include "kvc/v1/kvc.grpc.pb.h"
 #include "net/metrics.h"
+#include "net/node_client.h"
 
 namespace kvc::net {
 
@@ -69,6 +70,11 @@ struct PinnedViews {
   std::shared_mutex mu;
   Cache* cache = nullptr;  // GUARDED_BY(mu)
 };
+
+// The namespace a client names on the wire (gRPC or the same-host path) as
+// the cache's fields; the salt is left empty (the caller's tenant supplies
+// it). KVC_ERR_INVALID_ARGUMENT / KVC_ERR_LAYOUT for a bad spec.
+Result<NamespaceFields> FieldsFromWire(const NodeNamespace& n);
 
 class NodeService final : public kvc::v1::Node::Service {
  public:

@@ -111,29 +111,21 @@ class Input {
   size_t start_ = 0, end_ = 0;
 };
 
-// As NodeService's FieldsOf: every field bounded, the layout validated before
-// anything is sized from it.
+// The namespace of an open request (FieldsFromWire checks it).
 Result<NamespaceFields> FieldsOf(Reader& r) {
-  NamespaceFields f;
-  const std::string hash = r.str(), model = r.str(), revision = r.str(), adapter = r.str(), dtype = r.str();
-  f.layout.layers = r.u32();
-  f.layout.kv_heads = r.u32();
-  f.layout.head_dim = r.u32();
-  f.layout.block_tokens = r.u32();
-  const uint32_t shards = r.u32();
+  NodeNamespace n;
+  n.hash = r.str();
+  n.model = r.str();
+  n.revision = r.str();
+  n.adapter = r.str();
+  n.dtype = r.str();
+  n.layers = r.u32();
+  n.kv_heads = r.u32();
+  n.head_dim = r.u32();
+  n.block_tokens = r.u32();
+  n.shards = r.u32();
   if (!r.done()) return InvalidArgument("malformed namespace in an open request");
-  auto algo = ParseHashAlgo(hash.empty() ? "sha256" : hash);
-  if (!algo.ok()) return algo.status();
-  f.hash = *algo;
-  if (model.empty()) return InvalidArgument("ns.model is empty");
-  if (revision.empty()) return InvalidArgument("ns.revision is empty");
-  f.model = model;
-  f.revision = revision;
-  f.adapter = adapter;
-  f.layout.dtype = dtype;
-  f.layout.shards = shards == 0 ? 1 : shards;
-  KVC_RETURN_IF_ERROR(f.layout.Validate());
-  return f;
+  return FieldsFromWire(n);
 }
 
 // The RPC a request is timed as in the node's metrics; kCount: not timed.
@@ -315,6 +307,14 @@ void ShmServer::Serve(Conn* c) {
     if (h >= spaces.size())
       return InvalidArgument("namespace handle " + std::to_string(h) + " was not opened on this connection");
     return spaces[h];
+  };
+  // The namespace of handle `h`, with `shard` checked against it.
+  auto space_shard = [&](uint32_t h, uint32_t shard) -> Result<NamespaceState*> {
+    auto ns = space(h);
+    if (ns.ok() && shard >= (*ns)->shards)
+      return InvalidArgument("shard " + std::to_string(shard) + " is out of range: the namespace has " +
+                             std::to_string((*ns)->shards));
+    return ns;
   };
 
   for (;;) {
@@ -516,14 +516,9 @@ void ShmServer::Serve(Conn* c) {
             status(malformed());
             break;
           }
-          auto ns = space(h_ns);
+          auto ns = space_shard(h_ns, shard);
           if (!ns.ok()) {
             status(ns.status());
-            break;
-          }
-          if (shard >= (*ns)->shards) {
-            status(InvalidArgument("shard " + std::to_string(shard) + " is out of range: the namespace has " +
-                                   std::to_string((*ns)->shards)));
             break;
           }
           const bool size_only = flags & shm::kLoadSizeOnly;
@@ -577,14 +572,9 @@ void ShmServer::Serve(Conn* c) {
             status(malformed());
             break;
           }
-          auto ns = space(h_ns);
+          auto ns = space_shard(h_ns, shard);
           if (!ns.ok()) {
             status(ns.status());
-            break;
-          }
-          if (shard >= (*ns)->shards) {
-            status(InvalidArgument("shard " + std::to_string(shard) + " is out of range: the namespace has " +
-                                   std::to_string((*ns)->shards)));
             break;
           }
           if (total != (*ns)->shard_bytes) {
