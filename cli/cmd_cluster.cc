@@ -49,8 +49,7 @@ struct ClusterArgs {
   // tenant
   std::string name, host_quota, ssd_quota, borrow_set;
   // revision
-  std::string hash, model, revision, adapter, dtype = "fp16";
-  uint32_t layers = 0, kv_heads = 0, head_dim = 0, block_tokens = 0, shards = 1;
+  NamespaceFlags ns;
   // up/down
   std::string dir, name_of_cluster = "local", host_capacity = "256MiB", zones, etcd_bin;
   uint32_t nodes = 3, grace_ms = 5000;
@@ -365,17 +364,7 @@ int RunTenantDelete(const ClusterArgs& a) {
 }
 
 int RunRevisionBump(const ClusterArgs& a) {
-  kvc_namespace_options ns = KVC_NAMESPACE_OPTIONS_INIT;
-  ns.hash = a.hash.empty() ? nullptr : a.hash.c_str();
-  ns.model = a.model.c_str();
-  ns.revision = a.revision.c_str();
-  ns.adapter = a.adapter.empty() ? nullptr : a.adapter.c_str();
-  ns.dtype = a.dtype.c_str();
-  ns.layers = a.layers;
-  ns.kv_heads = a.kv_heads;
-  ns.head_dim = a.head_dim;
-  ns.block_tokens = a.block_tokens;
-  ns.shards = a.shards;
+  kvc_namespace_options ns = NamespaceOptionsOf(a.ns);
   json m;
   int rc;
   if (!Members("cluster revision", a, &m, &rc)) return rc;
@@ -673,16 +662,7 @@ Registration RegisterCluster(CLI::App& root) {
   bump->add_option("--credential", a->credential, "The tenant's credential")->envname("KVC_CREDENTIAL");
   AddNodeConnFlags(bump, &a->conn);
   AddOutputFlags(bump, &a->out, false);
-  bump->add_option("--model", a->model, "Model id")->required();
-  bump->add_option("--revision", a->revision, "Weights revision")->required();
-  bump->add_option("--adapter", a->adapter, "LoRA adapter id and revision");
-  bump->add_option("--hash", a->hash, "sha256 (default) or xxh3-128");
-  bump->add_option("--dtype", a->dtype, "KV dtype (default fp16)");
-  bump->add_option("--layers", a->layers, "Layers")->required();
-  bump->add_option("--kv-heads", a->kv_heads, "KV heads")->required();
-  bump->add_option("--head-dim", a->head_dim, "Head dimension")->required();
-  bump->add_option("--block-tokens", a->block_tokens, "Tokens per block")->required();
-  bump->add_option("--shards", a->shards, "Tensor-parallel shards (default 1)");
+  AddNamespaceFlags(bump, &a->ns);
   bump->callback([=] { *run = [=] { return RunRevisionBump(*a); }; });
 
   auto* up = app->add_subcommand("up", "Start etcd and N kvc serve processes on loopback, in the background");

@@ -23,9 +23,7 @@ struct NodeArgs {
   uint32_t timeout_ms = 0;
   NodeConnFlags conn;
   Output out = Output::kTable;
-  // namespace
-  std::string hash, model, revision, adapter, dtype = "fp16";
-  uint32_t layers = 0, kv_heads = 0, head_dim = 0, block_tokens = 0, shards = 1;
+  NamespaceFlags ns;
   // per command
   std::vector<std::string> keys;
   std::string tokens, file, parent;
@@ -42,33 +40,6 @@ void AddConnection(CLI::App* app, NodeArgs* a) {
   AddOutputFlags(app, &a->out, false);
 }
 
-void AddNamespace(CLI::App* app, NodeArgs* a) {
-  app->add_option("--model", a->model, "Model id")->required();
-  app->add_option("--revision", a->revision, "Weights revision")->required();
-  app->add_option("--adapter", a->adapter, "LoRA adapter id and revision");
-  app->add_option("--hash", a->hash, "sha256 (default) or xxh3-128");
-  app->add_option("--dtype", a->dtype, "KV dtype (default fp16)");
-  app->add_option("--layers", a->layers, "Layers")->required();
-  app->add_option("--kv-heads", a->kv_heads, "KV heads")->required();
-  app->add_option("--head-dim", a->head_dim, "Head dimension")->required();
-  app->add_option("--block-tokens", a->block_tokens, "Tokens per block")->required();
-  app->add_option("--shards", a->shards, "Tensor-parallel shards (default 1)");
-}
-
-kvc_namespace_options NamespaceOf(const NodeArgs& a) {
-  kvc_namespace_options o = KVC_NAMESPACE_OPTIONS_INIT;
-  o.hash = a.hash.empty() ? nullptr : a.hash.c_str();
-  o.model = a.model.c_str();
-  o.revision = a.revision.c_str();
-  o.adapter = a.adapter.empty() ? nullptr : a.adapter.c_str();
-  o.dtype = a.dtype.c_str();
-  o.layers = a.layers;
-  o.kv_heads = a.kv_heads;
-  o.head_dim = a.head_dim;
-  o.block_tokens = a.block_tokens;
-  o.shards = a.shards;
-  return o;
-}
 
 // Runs `body` on a connection; prints the failure of either.
 int WithNode(const char* cmd, const NodeArgs& a, const std::function<int(kvc_node*)>& body) {
@@ -128,7 +99,7 @@ int Stat(const NodeArgs& a) {
 
 int Match(const NodeArgs& a) {
   if (a.keys.empty() == a.tokens.empty()) return Fail("match", "give --key (one or more) or --tokens, not both");
-  kvc_namespace_options ns = NamespaceOf(a);
+  kvc_namespace_options ns = NamespaceOptionsOf(a.ns);
   return WithNode("match", a, [&](kvc_node* node) {
     kvc_error err{};
     std::vector<kvc_key> keys;
@@ -156,7 +127,7 @@ int Match(const NodeArgs& a) {
           return Fail("match", "--tokens: '" + t + "' is not an unsigned 32-bit token");
         }
       }
-      const size_t n = a.block_tokens ? tokens.size() / a.block_tokens : 0;
+      const size_t n = a.ns.block_tokens ? tokens.size() / a.ns.block_tokens : 0;
       keys.resize(n);
       tiers.resize(n);
       if (kvc_node_match_tokens(node, &blocks, tiers.data(), keys.data(), keys.size(), &ns, tokens.data(),
@@ -179,7 +150,7 @@ int Match(const NodeArgs& a) {
 }
 
 int Get(const NodeArgs& a) {
-  kvc_namespace_options ns = NamespaceOf(a);
+  kvc_namespace_options ns = NamespaceOptionsOf(a.ns);
   int rc = kExitOk;
   kvc_key key;
   if (!ParseKey(a.keys.at(0), &key, "get", &rc)) return rc;
@@ -210,7 +181,7 @@ int Get(const NodeArgs& a) {
 }
 
 int Put(const NodeArgs& a) {
-  kvc_namespace_options ns = NamespaceOf(a);
+  kvc_namespace_options ns = NamespaceOptionsOf(a.ns);
   int rc = kExitOk;
   kvc_key key, parent;
   if (!ParseKey(a.keys.at(0), &key, "put", &rc)) return rc;
@@ -239,7 +210,7 @@ int Put(const NodeArgs& a) {
 }
 
 int Rm(const NodeArgs& a) {
-  kvc_namespace_options ns = NamespaceOf(a);
+  kvc_namespace_options ns = NamespaceOptionsOf(a.ns);
   int rc = kExitOk;
   kvc_key key;
   if (!ParseKey(a.keys.at(0), &key, "rm", &rc)) return rc;
@@ -268,7 +239,7 @@ Registration RegisterMatch(CLI::App& root) {
   auto a = std::make_shared<NodeArgs>();
   auto* app = root.add_subcommand("match", "How many leading blocks a node holds");
   AddConnection(app, a.get());
-  AddNamespace(app, a.get());
+  AddNamespaceFlags(app, &a->ns);
   app->add_option("--key", a->keys, "Block keys of a chain (32 hex digits each)");
   app->add_option("--tokens", a->tokens, "Tokens, comma separated (the node hashes them)");
   return {app, [a] { return Match(*a); }};
@@ -278,7 +249,7 @@ Registration RegisterGet(CLI::App& root) {
   auto a = std::make_shared<NodeArgs>();
   auto* app = root.add_subcommand("get", "Read a block shard from a node");
   AddConnection(app, a.get());
-  AddNamespace(app, a.get());
+  AddNamespaceFlags(app, &a->ns);
   app->add_option("--key", a->keys, "Block key (32 hex digits)")->required()->expected(1);
   app->add_option("--shard", a->shard, "Shard (default 0)");
   app->add_option("--file", a->file, "Write the bytes here (default: stdout)");
@@ -289,7 +260,7 @@ Registration RegisterPut(CLI::App& root) {
   auto a = std::make_shared<NodeArgs>();
   auto* app = root.add_subcommand("put", "Store a block shard on a node");
   AddConnection(app, a.get());
-  AddNamespace(app, a.get());
+  AddNamespaceFlags(app, &a->ns);
   app->add_option("--key", a->keys, "Block key (32 hex digits)")->required()->expected(1);
   app->add_option("--shard", a->shard, "Shard (default 0)");
   app->add_option("--file", a->file, "The shard's bytes (exactly its size)")->required();
@@ -302,7 +273,7 @@ Registration RegisterRm(CLI::App& root) {
   auto a = std::make_shared<NodeArgs>();
   auto* app = root.add_subcommand("rm", "Delete a block from a node");
   AddConnection(app, a.get());
-  AddNamespace(app, a.get());
+  AddNamespaceFlags(app, &a->ns);
   app->add_option("--key", a->keys, "Block key (32 hex digits)")->required()->expected(1);
   return {app, [a] { return Rm(*a); }};
 }

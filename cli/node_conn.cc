@@ -47,4 +47,32 @@ bool ApplyNodeConnFlags(const NodeConnFlags& f, std::string* admin_token, kvc_no
   return true;
 }
 
+void AddNamespaceFlags(CLI::App* app, NamespaceFlags* f) {
+  app->add_option("--model", f->model, "Model id")->required();
+  app->add_option("--revision", f->revision, "Weights revision")->required();
+  app->add_option("--adapter", f->adapter, "LoRA adapter id and revision");
+  app->add_option("--hash", f->hash, "sha256 (default) or xxh3-128");
+  app->add_option("--dtype", f->dtype, "KV dtype (default fp16)");
+  app->add_option("--layers", f->layers, "Layers")->required();
+  app->add_option("--kv-heads", f->kv_heads, "KV heads")->required();
+  app->add_option("--head-dim", f->head_dim, "Head dimension")->required();
+  app->add_option("--block-tokens", f->block_tokens, "Tokens per block")->required();
+  app->add_option("--shards", f->shards, "Tensor-parallel shards (default 1)");
+}
+
+kvc_namespace_options NamespaceOptionsOf(const NamespaceFlags& f) {
+  kvc_namespace_options o = KVC_NAMESPACE_OPTIONS_INIT;
+  o.hash = f.hash.empty() ? nullptr : f.hash.c_str();
+  o.model = f.model.c_str();
+  o.revision = f.revision.c_str();
+  o.adapter = f.adapter.empty() ? nullptr : f.adapter.c_str();
+  o.dtype = f.dtype.c_str();
+  o.layers = f.layers;
+  o.kv_heads = f.kv_heads;
+  o.head_dim = f.head_dim;
+  o.block_tokens = f.block_tokens;
+  o.shards = f.shards;
+  return o;
+}
+
 }  // namespace kvc::cli

@@ -31,6 +31,19 @@ bool ReadAdminToken(const std::string& file, std::string* token, std::string* er
 // be read.
 bool ApplyNodeConnFlags(const NodeConnFlags& f, std::string* admin_token, kvc_node_options* o, std::string* error);
 
+// The namespace flags of the commands that name one on a node or cluster
+// (--model, --revision, --adapter, --hash, --dtype, --layers, --kv-heads,
+// --head-dim, --block-tokens, --shards).
+struct NamespaceFlags {
+  std::string hash, model, revision, adapter, dtype = "fp16";
+  uint32_t layers = 0, kv_heads = 0, head_dim = 0, block_tokens = 0, shards = 1;
+};
+
+void AddNamespaceFlags(CLI::App* app, NamespaceFlags* f);
+
+// The namespace options of `f` (the strings stay owned by `f`).
+kvc_namespace_options NamespaceOptionsOf(const NamespaceFlags& f);
+
 }  // namespace kvc::cli
 
 #endif  // KVC_CLI_NODE_CONN_H_
