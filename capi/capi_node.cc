@@ -120,6 +120,9 @@ KVC_EXPORT int kvc_node_server_start(kvc_node_server** out, const kvc_node_serve
       if (KVC_NODE_HAS(opts, kvc_node_server_options, node_id)) o.node_id = str(opts->node_id);
       if (KVC_NODE_HAS(opts, kvc_node_server_options, zone)) o.zone = str(opts->zone);
       if (KVC_NODE_HAS(opts, kvc_node_server_options, advertise)) o.advertise = str(opts->advertise);
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, store_idle_timeout_ms))
+        o.store_idle_timeout_ms = opts->store_idle_timeout_ms;
+      if (KVC_NODE_HAS(opts, kvc_node_server_options, metrics_token)) o.metrics_token = str(opts->metrics_token);
     }
     if (o.tls_cert_path.empty() != o.tls_key_path.empty())
       return InvalidArgument("tls_cert_path and tls_key_path go together: give both or neither");

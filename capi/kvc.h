@@ -670,11 +670,18 @@ typedef struct kvc_node_server_options {
   const char *node_id;
   const char *zone;
   const char *advertise;
+  /* A store stream that sends nothing for this long is cancelled and its
+   * reservation released (a client that stalls without a deadline). 0:
+   * 10000 ms. */
+  uint32_t store_idle_timeout_ms;
+  /* The bearer token GET /metrics requires ("Authorization: Bearer
+   * TOKEN"); NULL: the endpoint answers anyone who reaches it. */
+  const char *metrics_token;
 } kvc_node_server_options;
 
 #define KVC_NODE_SERVER_OPTIONS_INIT \
   { (uint32_t)sizeof(kvc_node_server_options), NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, \
-    NULL, NULL, NULL, NULL }
+    NULL, NULL, NULL, NULL, 0, NULL }
 
 /* Opens the cache and starts serving. KVC_ERR_UNAVAILABLE when the address
  * cannot be bound. */
@@ -780,11 +787,18 @@ KVC_API int kvc_node_put(kvc_node *node, const kvc_namespace_options *ns,
                          const kvc_key *key, uint32_t shard,
                          const kvc_buf *src, const kvc_store_options *opts,
                          kvc_error *err);
-/* As kvc_delete, on the node. */
+/* As kvc_delete, on the node. Through an "etcd://" cluster address, a
+ * node that holds the key but could not be reached is sent the delete as a
+ * hint in etcd (/kvc/NAME/hints/NODE/), which it applies before it serves
+ * again; the call still fails, naming the nodes it did not reach. */
 KVC_API int kvc_node_delete(kvc_node *node, const kvc_namespace_options *ns,
                             const kvc_key *key, kvc_error *err);
 /* As kvc_namespace_bump_revision, on the node; *out_epoch (may be NULL)
- * receives the namespace's new epoch. */
+ * receives the namespace's new epoch. Through an "etcd://" cluster address
+ * the bump is first counted in etcd (/kvc/NAME/revisions/), then sent to
+ * every node with its count: a node applies each count once, and one that
+ * missed it (down, partitioned) applies it before it serves again; the call
+ * still fails, naming the nodes it did not reach. */
 KVC_API int kvc_node_bump_revision(kvc_node *node,
                                    const kvc_namespace_options *ns,
                                    uint64_t *out_epoch, kvc_error *err);
@@ -835,6 +849,40 @@ KVC_API int kvc_cluster_nodes_json(char **out, const char *address,
  * KVC_ERR_NOT_FOUND when no node of that id is registered. */
 KVC_API int kvc_cluster_drain(const char *address, const char *node_id,
                               int undo, uint32_t timeout_ms, kvc_error *err);
+
+/* ---- Cluster tenants (docs/cluster.md, "Cluster configuration") ---------
+ *
+ * An etcd cluster's tenants live in etcd under /kvc/NAME/tenants/ (no
+ * lease): every node of the cluster, and every node that joins later, takes
+ * them up into its tenants file at once (a node keeps its own tenants of
+ * other names). The credential is minted by the caller and only its
+ * SHA-256 is written; an isolated tenant's secret salt is minted once and
+ * shared by every node, so a tenant's keys are the same on all of them.
+ * Only "etcd://" addresses; a "peers:" list is KVC_ERR_INVALID_ARGUMENT. */
+
+/* Creates the tenant; *out_credential (free with kvc_string_free) is its
+ * credential, shown this once. KVC_ERR_EXISTS if the cluster has one of
+ * that name; KVC_ERR_INVALID_ARGUMENT for a bad name or isolation. */
+KVC_API int kvc_cluster_tenant_create(const char *address,
+                                      const kvc_tenant_options *opts,
+                                      char **out_credential,
+                                      uint32_t timeout_ms, kvc_error *err);
+/* The cluster's tenants as a JSON array, sorted by name (no secrets):
+ * [{"name","isolation","host_quota_bytes","ssd_quota_bytes","borrow"}]. */
+KVC_API int kvc_cluster_tenant_list_json(const char *address, char **out,
+                                         uint32_t timeout_ms, kvc_error *err);
+/* As kvc_tenant_set_quota, in the cluster's configuration.
+ * KVC_ERR_NOT_FOUND for an unknown name. */
+KVC_API int kvc_cluster_tenant_set_quota(const char *address, const char *name,
+                                         int64_t host_quota_bytes,
+                                         int64_t ssd_quota_bytes,
+                                         int32_t borrow, uint32_t timeout_ms,
+                                         kvc_error *err);
+/* Removes the tenant from the cluster: every node refuses its credential
+ * and drops its blocks as it takes the change up. KVC_ERR_NOT_FOUND for an
+ * unknown name. */
+KVC_API int kvc_cluster_tenant_delete(const char *address, const char *name,
+                                      uint32_t timeout_ms, kvc_error *err);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -173,7 +173,7 @@ class ClusterClient final : public net::NodeClient {
   Status Put(const net::NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
              uint64_t ttl_ms, const BlockKey* parent) override;
   Status Delete(const net::NodeNamespace& ns, const BlockKey& key) override;
-  Result<uint64_t> BumpRevision(const net::NodeNamespace& ns) override;
+  Result<uint64_t> BumpRevision(const net::NodeNamespace& ns, uint64_t cluster_count) override;
   Result<std::string> TenantCreate(const net::NodeTenantSpec& spec) override;
   Result<std::string> TenantListJson() override;
   Status TenantSetQuota(const std::string& name, int64_t host_quota_bytes, int64_t ssd_quota_bytes,
@@ -580,7 +580,7 @@ Status ClusterClient::Delete(const net::NodeNamespace& ns, const BlockKey& key) 
   return NotFound();
 }
 
-Result<uint64_t> ClusterClient::BumpRevision(const net::NodeNamespace& ns) {
+Result<uint64_t> ClusterClient::BumpRevision(const net::NodeNamespace& ns, uint64_t /*cluster_count: the client counts its own in etcd*/) {
   const auto deadline = Deadline();
   auto st = State();
   auto nodes = AllNodes(*st);

@@ -8,6 +8,23 @@
 //   /kvc/<cluster>/draining/<id>   a drained node's mark (no lease): it
 //                                  re-registers as "draining"
 //
+// The cluster configuration every node takes up (cluster/config_sync.h),
+// none under a lease:
+//   /kvc/<cluster>/tenants/<name>  {"isolation","host_quota_bytes",
+//                                  "ssd_quota_bytes","borrow",
+//                                  "credential_sha256" (hex),"salt" (hex;
+//                                  "" for shared tenants)}
+//   /kvc/<cluster>/revisions/<ns-id>
+//                                  {"count":N,"tenant":"<name>"|"","ns":{...}}
+//                                  N: how many bumps of that namespace the
+//                                  cluster has seen; ns-id: NamespaceId()
+//   /kvc/<cluster>/hints/<node-id>/<hint-id>
+//                                  {"op":"delete","tenant","ns":{...},"key":hex}
+//                                  a delete the node missed; it deletes the
+//                                  hint once applied
+// "ns" is a NodeNamespace as JSON: {"hash","model","revision","adapter",
+// "dtype","layers","kv_heads","head_dim","block_tokens","shards"}.
+//
 // Thread-safe: pure functions.
 #ifndef KVC_CLUSTER_ETCD_LAYOUT_H_
 #define KVC_CLUSTER_ETCD_LAYOUT_H_
@@ -16,6 +33,9 @@
 #include <vector>
 
 #include "cluster/membership.h"
+#include "core/block_key.h"
+#include "net/node_client.h"
+#include "tenant/tenant_registry.h"
 #include "util/status.h"
 
 namespace kvc::cluster {
@@ -43,6 +63,39 @@ std::string EncodeNode(const NodeInfo& n, const std::string& version);
 Result<NodeInfo> DecodeNode(const std::string& id, const std::string& json);
 std::string EncodeConfig(const ClusterConfig& c);
 Result<ClusterConfig> DecodeConfig(const std::string& json);
+
+// ---- Cluster configuration (cluster/config_sync.h) ----
+std::string TenantsPrefix(const std::string& cluster);    // ".../tenants/"
+std::string TenantKey(const std::string& cluster, const std::string& name);
+std::string RevisionsPrefix(const std::string& cluster);  // ".../revisions/"
+std::string RevisionKey(const std::string& cluster, const std::string& ns_id);
+std::string HintsPrefix(const std::string& cluster, const std::string& node_id);  // ".../hints/<id>/"
+
+// A tenant record: `name` comes from the key, `id` is each node's own (0
+// here); credential_sha256 and salt as TenantConfig holds them (salt raw).
+std::string EncodeTenant(const TenantConfig& t);
+Result<TenantConfig> DecodeTenant(const std::string& name, const std::string& json);
+
+// The id of a namespace as a tenant sees it: hex SHA-256 (64 chars) of the
+// tenant name and the namespace's fields, canonically encoded. Equal for
+// equal (tenant, fields) on every client and node.
+std::string NamespaceId(const std::string& tenant, const net::NodeNamespace& ns);
+
+struct RevisionRecord {
+  uint64_t count = 0;      // bumps of the namespace so far, cluster-wide
+  std::string tenant;      // "" for a node without tenants
+  net::NodeNamespace ns;
+};
+std::string EncodeRevision(const RevisionRecord& r);
+Result<RevisionRecord> DecodeRevision(const std::string& json);
+
+struct DeleteHint {
+  std::string tenant;
+  net::NodeNamespace ns;
+  BlockKey key;
+};
+std::string EncodeDeleteHint(const DeleteHint& h);
+Result<DeleteHint> DecodeDeleteHint(const std::string& json);
 
 }  // namespace kvc::cluster
 

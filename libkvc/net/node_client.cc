@@ -2,6 +2,7 @@
 // KVC_NET_BUILD; kvc_core's source glob sees an empty file.
 #ifdef KVC_NET_BUILD
 #include "net/node_client.h"
+#include "net/grpc_tuning.h"
 
 #include <algorithm>
 #include <chrono>
@@ -193,7 +194,7 @@ class GrpcNodeClient final : public NodeClient {
   Status Put(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
              uint64_t ttl_ms, const BlockKey* parent) override;
   Status Delete(const NodeNamespace& ns, const BlockKey& key) override;
-  Result<uint64_t> BumpRevision(const NodeNamespace& ns) override;
+  Result<uint64_t> BumpRevision(const NodeNamespace& ns, uint64_t cluster_count) override;
   Result<std::string> TenantCreate(const NodeTenantSpec& spec) override;
   Result<std::string> TenantListJson() override;
   Status TenantSetQuota(const std::string& name, int64_t host_quota_bytes, int64_t ssd_quota_bytes,
@@ -275,6 +276,7 @@ Result<std::unique_ptr<NodeClient>> ConnectGrpc(const std::string& address, cons
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  TuneChannelArguments(args);  // net/grpc_tuning.h
   for (char c : options.admin_token)
     if (c < 0x20 || c > 0x7e) return InvalidArgument("the admin token may hold only printable ASCII characters");
   auto creds = ChannelCredentialsOf(options);
@@ -493,11 +495,12 @@ Status GrpcNodeClient::Delete(const NodeNamespace& ns, const BlockKey& key) {
   });
 }
 
-Result<uint64_t> GrpcNodeClient::BumpRevision(const NodeNamespace& ns) {
+Result<uint64_t> GrpcNodeClient::BumpRevision(const NodeNamespace& ns, uint64_t cluster_count) {
   grpc::ClientContext ctx;
   impl_->Prepare(&ctx);
   v1::BumpRevisionRequest req;
   SpecOf(ns, req.mutable_ns());
+  req.set_cluster_count(cluster_count);
   v1::BumpRevisionResponse resp;
   KVC_RETURN_IF_ERROR(impl_->FromGrpc(impl_->stub->BumpRevision(&ctx, req, &resp)));
   KVC_RETURN_IF_ERROR(FromResult(resp.result()));

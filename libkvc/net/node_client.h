@@ -87,7 +87,10 @@ class NodeClient {
                      uint64_t ttl_ms, const BlockKey* parent) = 0;
   virtual Status Delete(const NodeNamespace& ns, const BlockKey& key) = 0;
   // The namespace's new epoch.
-  virtual Result<uint64_t> BumpRevision(const NodeNamespace& ns) = 0;
+  // cluster_count: an etcd cluster's count of the namespace's bumps
+  // (BumpRevisionRequest.cluster_count); 0: a plain bump. The same-host path
+  // answers KVC_ERR_UNSUPPORTED for a non-zero count.
+  virtual Result<uint64_t> BumpRevision(const NodeNamespace& ns, uint64_t cluster_count = 0) = 0;
 
   // Tenant administration (NodeClientOptions::admin_token). The new
   // tenant's credential; the tenants as kvc_tenant_list_json writes them.

@@ -9,6 +9,7 @@
 
 #include "cluster/handoff.h"
 #include "cluster/registration.h"
+#include "net/grpc_tuning.h"
 #include "net/node_service.h"
 #include "net/shm_server.h"
 
@@ -23,6 +24,8 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   s->cache_ = std::move(cache).value();
   s->service_ = std::make_unique<NodeService>(*s->cache_, options.write_through);
   s->service_->set_admin_token(options.admin_token);
+  s->service_->set_store_idle_timeout_ms(options.store_idle_timeout_ms);
+  s->service_->set_metrics_token(options.metrics_token);
   // Applies what the tenants file says of deleted tenants (their blocks go first).
   if (!options.cache.tenants_path.empty()) KVC_RETURN_IF_ERROR(s->cache_->ReloadTenants());
   auto creds = ServerCredentialsFromFiles(options.tls_cert_path, options.tls_key_path, options.tls_client_ca_path);
@@ -38,6 +41,7 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   b.SetMaxReceiveMessageSize(kMaxMessageBytes);
   b.SetMaxSendMessageSize(kMaxMessageBytes);
+  TuneServerBuilder(b);  // net/grpc_tuning.h
   if (!options.cluster.empty())  // fenced until registered (below)
     s->service_->set_write_fence([](uint64_t) { return Status(Code::kFenced, "the node is not registered yet"); });
   s->server_ = b.BuildAndStart();

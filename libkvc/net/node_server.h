@@ -40,6 +40,10 @@ struct NodeServerOptions {
   // Cluster membership (libkvc/cluster): "etcd://..." to register with;
   // empty: standalone. node_id/zone/advertise as kvc_node_server_options.
   std::string cluster, node_id, zone, advertise;
+  // A store stream idle this long is cancelled (0: 10000 ms).
+  uint32_t store_idle_timeout_ms = 0;
+  // GET /metrics requires "Authorization: Bearer <metrics_token>"; empty: open.
+  std::string metrics_token;
 };
 
 class NodeServer {

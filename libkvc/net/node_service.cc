@@ -61,7 +61,7 @@ Result<BlockKey> KeyOf(const std::string& bytes, const char* what) {
   return k;
 }
 
-Result<NamespaceFields> FieldsOf(const v1::NamespaceSpec& s) {
+NodeNamespace NodeNamespaceOf(const v1::NamespaceSpec& s) {
   NodeNamespace n;
   n.hash = s.hash();
   n.model = s.model();
@@ -73,8 +73,10 @@ Result<NamespaceFields> FieldsOf(const v1::NamespaceSpec& s) {
   n.head_dim = s.head_dim();
   n.block_tokens = s.block_tokens();
   n.shards = s.shards();
-  return FieldsFromWire(n);
+  return n;
 }
+
+Result<NamespaceFields> FieldsOf(const v1::NamespaceSpec& s) { return FieldsFromWire(NodeNamespaceOf(s)); }
 
 Result<std::string> ReadPem(const std::string& path, const char* what) {
   std::ifstream f(path);
@@ -161,6 +163,10 @@ nlohmann::json TenantStatsView(const nlohmann::json& node, uint32_t tenant, cons
                         {"bytes_loaded", tr.bytes_loaded},
                         {"tiers", tiers}};
 }
+
+void NodeService::set_store_idle_timeout_ms(uint32_t ms) { store_idle_timeout_ms_ = ms == 0 ? 10000 : ms; }
+
+void NodeService::set_metrics_token(std::string token) { metrics_token_ = std::move(token); }
 
 Status NodeService::StartMetrics(const std::string& listen, std::string* address) {
   auto e = MetricsEndpoint::Start(listen, [this] { return metrics_.Render(cache_); });
@@ -589,6 +595,12 @@ grpc::Status NodeService::BumpRevision(grpc::ServerContext* ctx, const v1::BumpR
   auto timer = metrics_.Track(Rpc::kBumpRevision);
   auto caller = Authenticate(*ctx);
   if (!caller.ok()) return Unauthenticated();
+  if (req->cluster_count() > 0) {  // an etcd cluster's counted bump: applied once
+    auto e = ApplyClusterBump(caller->name, NodeNamespaceOf(req->ns()), req->cluster_count());
+    if (e.ok()) resp->set_epoch(*e);
+    SetResult(resp->mutable_result(), e.status());
+    return grpc::Status::OK;
+  }
   auto ns = Open(*caller, req->ns());
   if (!ns.ok()) {
     SetResult(resp->mutable_result(), ns.status());

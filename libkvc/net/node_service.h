@@ -112,6 +112,12 @@ class NodeService final : public kvc::v1::Node::Service {
   // The admin token of tenant-admin calls; empty (the default): refused.
   // REQUIRES: called before the service serves.
   void set_admin_token(std::string token) { admin_token_ = std::move(token); }
+  // A store stream that sends nothing for `ms` (0: 10000) is cancelled and
+  // its reservation released. REQUIRES: called before the service serves.
+  void set_store_idle_timeout_ms(uint32_t ms);
+  // The bearer token GET /metrics requires; empty: none. REQUIRES: called
+  // before StartMetrics.
+  void set_metrics_token(std::string token);
   // The "drain" object of the node's stats (cluster/handoff.h). Set before serving.
   void set_drain_stats(std::function<nlohmann::json()> f) { drain_stats_ = std::move(f); }
   // Serves GET /metrics on `listen` until the service is destroyed;
@@ -133,6 +139,35 @@ class NodeService final : public kvc::v1::Node::Service {
   // The fence's verdict on a store under `membership_epoch` (OK when no
   // fence is set). The same-host path asks it too. Any thread.
   Status AdmitWrite(uint64_t membership_epoch) const;
+
+  // ---- An etcd cluster's configuration (cluster/config_sync.h) ----
+  // Makes the node's cluster tenants exactly `tenants`
+  // (TenantRegistry::SyncCluster on the cache's tenants file), then reloads
+  // them into the cache when anything changed (a tenant removed or replaced
+  // loses its blocks). KVC_ERR_UNSUPPORTED when the cache has no tenants
+  // file. Any thread.
+  Status ApplyClusterTenants(const std::vector<TenantConfig>& tenants);
+  // Applies the cluster's bump number `count` of namespace `ns` as `tenant`
+  // ("" on a node without tenants): when `count` is above the last count
+  // applied for that namespace (NamespaceId), bumps it once and records
+  // `count`; otherwise bumps nothing. Returns the namespace's epoch.
+  // KVC_ERR_NOT_FOUND for an unknown tenant. Both the BumpRevision RPC
+  // (with cluster_count) and ConfigSync come here, so a bump a node got
+  // from the client is not applied again when it comes through etcd. Any
+  // thread; calls for one namespace are serialized.
+  Result<uint64_t> ApplyClusterBump(const std::string& tenant, const NodeNamespace& ns, uint64_t count);
+  // Deletes `key` of namespace `ns` as `tenant` (a hint: a delete this node
+  // missed). KVC_ERR_NOT_FOUND when it holds no such block or no such
+  // tenant.
+  Status ApplyClusterDelete(const std::string& tenant, const NodeNamespace& ns, const BlockKey& key);
+  // Where ApplyClusterBump keeps the counts it applied: a JSON file
+  // ({"format":"kvc-cluster-revisions-1","counts":{ns-id: count}}) read
+  // now (missing: none applied) and replaced atomically (write, fsync,
+  // rename) after each bump it applies. Empty: in memory only (a node
+  // without an SSD tier restarts empty, so it need not remember).
+  // KVC_ERR_PARSE for a damaged file. REQUIRES: called before the service
+  // serves.
+  Status set_cluster_ledger(const std::string& path);
 
  private:
   // The caller named by the `authorization: Bearer <tenant>:<credential>`
@@ -158,9 +193,14 @@ class NodeService final : public kvc::v1::Node::Service {
   mutable std::mutex fence_mu_;
   std::shared_ptr<const WriteFence> fence_;  // GUARDED_BY(fence_mu_)
   std::string admin_token_;
+  uint32_t store_idle_timeout_ms_ = 10000;
+  std::string metrics_token_;
   std::function<nlohmann::json()> drain_stats_;
   Metrics metrics_;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  std::mutex ledger_mu_;
+  std::string ledger_path_;                       // GUARDED_BY(ledger_mu_)
+  std::map<std::string, uint64_t> ledger_;        // GUARDED_BY(ledger_mu_): ns-id -> count applied
 };
 
 }  // namespace kvc::net

@@ -300,7 +300,9 @@ class ShmNodeClient final : public NodeClient {
     return r->status;
   }
 
-  Result<uint64_t> BumpRevision(const NodeNamespace& ns) override {
+  Result<uint64_t> BumpRevision(const NodeNamespace& ns, uint64_t cluster_count) override {
+    if (cluster_count != 0)
+      return Status(Code::kUnsupported, "cluster revision counts are not sent over the same-host path");
     // Not retried: a second bump would be a second new epoch.
     auto r = Call(shm::kBumpRevision, &ns, [](Writer&) {}, Deadline());
     if (!r.ok()) return r.status();

@@ -83,7 +83,8 @@ nlohmann::json ToJson(const TenantConfig& t) {
           {"ssd_quota_bytes", t.ssd_quota_bytes},
           {"borrow", t.borrow},
           {"credential_sha256", t.credential_sha256},
-          {"salt_hex", Hex(reinterpret_cast<const unsigned char*>(t.salt.data()), t.salt.size())}};
+          {"salt_hex", Hex(reinterpret_cast<const unsigned char*>(t.salt.data()), t.salt.size())},
+          {"cluster", t.cluster}};
 }
 
 struct FileState {
@@ -119,6 +120,7 @@ Result<FileState> ReadFile(const std::string& file) {
       auto salt = Unhex(t.at("salt_hex").get<std::string>());
       if (!salt.ok()) return ParseError(file + ": tenant " + c.name + ": salt: " + salt.status().message());
       c.salt = *salt;
+      c.cluster = t.value("cluster", false);
       st.tenants.push_back(std::move(c));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -245,7 +247,7 @@ Result<TenantConfig> TenantRegistry::Authenticate(const std::string& name,
   return *t;
 }
 
-Result<std::string> TenantRegistry::Create(const std::string& path, TenantConfig config) {
+Result<std::string> TenantRegistry::Mint(TenantConfig& config) {
   KVC_RETURN_IF_ERROR(ValidName(config.name));
   auto secret = RandomBytes(24);
   if (!secret.ok()) return secret.status();
@@ -259,6 +261,13 @@ Result<std::string> TenantRegistry::Create(const std::string& path, TenantConfig
   } else {
     config.salt.clear();
   }
+  return credential;
+}
+
+Result<std::string> TenantRegistry::Create(const std::string& path, TenantConfig config) {
+  auto minted = Mint(config);
+  if (!minted.ok()) return minted.status();
+  const std::string credential = std::move(*minted);
   Status s = Edit(path, [&](FileState& st) -> Status {
     for (const auto& t : st.tenants)
       if (t.name == config.name) return Status(Code::kExists, "tenant '" + config.name + "' already exists");
@@ -295,6 +304,73 @@ Status TenantRegistry::Delete(const std::string& path, const std::string& name) 
     }
     return NotFound("no tenant named '" + name + "'");
   });
+}
+
+Status TenantRegistry::SyncCluster(const std::string& path, const std::vector<TenantConfig>& cluster_tenants,
+                                   bool* changed) {
+  bool any = false;
+  for (const auto& c : cluster_tenants) KVC_RETURN_IF_ERROR(ValidName(c.name));
+  const std::string file = FileOf(path);
+  // Read first without the lock: most syncs change nothing.
+  auto cur = ReadFile(file);
+  if (!cur.ok()) return cur.status();
+  auto plan = [&](FileState& st) -> bool {
+    bool edit = false;
+    std::vector<TenantConfig> out;
+    for (auto& t : st.tenants) {
+      const TenantConfig* want = nullptr;
+      for (const auto& c : cluster_tenants)
+        if (c.name == t.name) want = &c;
+      if (want == nullptr) {
+        if (t.cluster) {
+          edit = true;  // a cluster tenant no longer listed: deleted
+          continue;
+        }
+        out.push_back(std::move(t));
+        continue;
+      }
+      const bool same_identity = t.cluster && t.credential_sha256 == want->credential_sha256 &&
+                                 t.salt == want->salt && t.isolation == want->isolation;
+      if (!same_identity) {
+        edit = true;  // replaced below under a new id
+        continue;
+      }
+      if (t.host_quota_bytes != want->host_quota_bytes || t.ssd_quota_bytes != want->ssd_quota_bytes ||
+          t.borrow != want->borrow) {
+        t.host_quota_bytes = want->host_quota_bytes;
+        t.ssd_quota_bytes = want->ssd_quota_bytes;
+        t.borrow = want->borrow;
+        edit = true;
+      }
+      out.push_back(std::move(t));
+    }
+    for (const auto& c : cluster_tenants) {
+      bool have = false;
+      for (const auto& t : out)
+        if (t.name == c.name) have = true;
+      if (have) continue;
+      TenantConfig n = c;
+      n.cluster = true;
+      n.id = st.next_id++;
+      out.push_back(std::move(n));
+      edit = true;
+    }
+    st.tenants = std::move(out);
+    return edit;
+  };
+  {
+    FileState probe = *cur;
+    if (!plan(probe)) {
+      if (changed) *changed = false;
+      return Status::Ok();
+    }
+  }
+  Status s = Edit(path, [&](FileState& st) -> Status {
+    any = plan(st);
+    return Status::Ok();
+  });
+  if (changed) *changed = s.ok() && any;
+  return s;
 }
 
 nlohmann::json TenantRegistry::PublicJson(const TenantConfig& t) {

@@ -43,6 +43,9 @@ struct TenantConfig {
   std::string credential_sha256;  // hex
   std::string salt;               // raw bytes; empty for shared tenants
   uint32_t id = 0;                // stable, 1-based; 0 means "no tenant"
+  // Taken up from an etcd cluster's configuration (SyncCluster); kept in
+  // the file as "cluster": true. Local edits leave such tenants alone.
+  bool cluster = false;
 };
 
 // One loaded list of tenants, immutable, shared by whoever reads it. A
@@ -91,6 +94,23 @@ class TenantRegistry {
                          std::optional<uint64_t> host, std::optional<uint64_t> ssd,
                          std::optional<bool> borrow);
   static Status Delete(const std::string& path, const std::string& name);
+
+  // Mints a new tenant's secrets into `config` (credential_sha256, and a
+  // 32-byte salt for an isolated tenant; a shared tenant's salt cleared)
+  // and returns the credential. Checks the name. Create uses it; so does
+  // `kvc cluster tenant create`, which writes the result to etcd.
+  static Result<std::string> Mint(TenantConfig& config);
+
+  // Makes the file's cluster tenants (TenantConfig::cluster) exactly
+  // `cluster_tenants` (their ids are ignored): a cluster tenant no longer
+  // listed is deleted; a listed one whose credential hash, salt or
+  // isolation differ from the file's tenant of that name (cluster or local)
+  // replaces it under a new id (so its blocks are dropped, as for a delete);
+  // one with only other quotas keeps its id and takes the quotas; a new one
+  // is added with a new id. Local tenants of other names stay. Writes the
+  // file only when something changed; *changed (may be null) says whether.
+  static Status SyncCluster(const std::string& path, const std::vector<TenantConfig>& cluster_tenants,
+                            bool* changed);
 
   // The public view of the tenants (no credential hash, no salt).
   nlohmann::json PublicJson() const;

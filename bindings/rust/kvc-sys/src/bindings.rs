@@ -461,6 +461,8 @@ pub struct kvc_node_server_options {
     pub node_id: *const c_char,
     pub zone: *const c_char,
     pub advertise: *const c_char,
+    pub store_idle_timeout_ms: u32,
+    pub metrics_token: *const c_char,
 }
 
 /// As `KVC_NODE_SERVER_OPTIONS_INIT`: `struct_size` set, every other field zero.
@@ -861,13 +863,20 @@ extern "C" {
     pub fn kvc_node_put(node: *mut kvc_node, ns: *const kvc_namespace_options, key: *const kvc_key, shard: u32, src: *const kvc_buf, opts: *const kvc_store_options, err: *mut kvc_error) -> c_int;
 
     /// ```text
-    /// As kvc_delete, on the node.
+    /// As kvc_delete, on the node. Through an "etcd://" cluster address, a
+    /// node that holds the key but could not be reached is sent the delete as a
+    /// hint in etcd (/kvc/NAME/hints/NODE/), which it applies before it serves
+    /// again; the call still fails, naming the nodes it did not reach.
     /// ```
     pub fn kvc_node_delete(node: *mut kvc_node, ns: *const kvc_namespace_options, key: *const kvc_key, err: *mut kvc_error) -> c_int;
 
     /// ```text
     /// As kvc_namespace_bump_revision, on the node; *out_epoch (may be NULL)
-    /// receives the namespace's new epoch.
+    /// receives the namespace's new epoch. Through an "etcd://" cluster address
+    /// the bump is first counted in etcd (/kvc/NAME/revisions/), then sent to
+    /// every node with its count: a node applies each count once, and one that
+    /// missed it (down, partitioned) applies it before it serves again; the call
+    /// still fails, naming the nodes it did not reach.
     /// ```
     pub fn kvc_node_bump_revision(node: *mut kvc_node, ns: *const kvc_namespace_options, out_epoch: *mut u64, err: *mut kvc_error) -> c_int;
 
@@ -910,4 +919,30 @@ extern "C" {
     /// KVC_ERR_NOT_FOUND when no node of that id is registered.
     /// ```
     pub fn kvc_cluster_drain(address: *const c_char, node_id: *const c_char, undo: c_int, timeout_ms: u32, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Creates the tenant; *out_credential (free with kvc_string_free) is its
+    /// credential, shown this once. KVC_ERR_EXISTS if the cluster has one of
+    /// that name; KVC_ERR_INVALID_ARGUMENT for a bad name or isolation.
+    /// ```
+    pub fn kvc_cluster_tenant_create(address: *const c_char, opts: *const kvc_tenant_options, out_credential: *mut *mut c_char, timeout_ms: u32, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// The cluster's tenants as a JSON array, sorted by name (no secrets):
+    /// [{"name","isolation","host_quota_bytes","ssd_quota_bytes","borrow"}].
+    /// ```
+    pub fn kvc_cluster_tenant_list_json(address: *const c_char, out: *mut *mut c_char, timeout_ms: u32, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// As kvc_tenant_set_quota, in the cluster's configuration.
+    /// KVC_ERR_NOT_FOUND for an unknown name.
+    /// ```
+    pub fn kvc_cluster_tenant_set_quota(address: *const c_char, name: *const c_char, host_quota_bytes: i64, ssd_quota_bytes: i64, borrow: i32, timeout_ms: u32, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Removes the tenant from the cluster: every node refuses its credential
+    /// and drops its blocks as it takes the change up. KVC_ERR_NOT_FOUND for an
+    /// unknown name.
+    /// ```
+    pub fn kvc_cluster_tenant_delete(address: *const c_char, name: *const c_char, timeout_ms: u32, err: *mut kvc_error) -> c_int;
 }

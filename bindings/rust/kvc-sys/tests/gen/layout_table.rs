@@ -139,6 +139,8 @@ int main(void) {
   printf("offset kvc_node_server_options.node_id %zu\n", offsetof(kvc_node_server_options, node_id));
   printf("offset kvc_node_server_options.zone %zu\n", offsetof(kvc_node_server_options, zone));
   printf("offset kvc_node_server_options.advertise %zu\n", offsetof(kvc_node_server_options, advertise));
+  printf("offset kvc_node_server_options.store_idle_timeout_ms %zu\n", offsetof(kvc_node_server_options, store_idle_timeout_ms));
+  printf("offset kvc_node_server_options.metrics_token %zu\n", offsetof(kvc_node_server_options, metrics_token));
   printf("size kvc_node_options %zu\n", sizeof(kvc_node_options));
   printf("align kvc_node_options %zu\n", ALIGN(kvc_node_options));
   printf("offset kvc_node_options.struct_size %zu\n", offsetof(kvc_node_options, struct_size));
@@ -345,6 +347,8 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("offset kvc_node_server_options.node_id".to_string(), offset!(kvc_node_server_options, node_id) as i128),
         ("offset kvc_node_server_options.zone".to_string(), offset!(kvc_node_server_options, zone) as i128),
         ("offset kvc_node_server_options.advertise".to_string(), offset!(kvc_node_server_options, advertise) as i128),
+        ("offset kvc_node_server_options.store_idle_timeout_ms".to_string(), offset!(kvc_node_server_options, store_idle_timeout_ms) as i128),
+        ("offset kvc_node_server_options.metrics_token".to_string(), offset!(kvc_node_server_options, metrics_token) as i128),
         ("size kvc_node_options".to_string(), size_of::<kvc_node_options>() as i128),
         ("align kvc_node_options".to_string(), align_of::<kvc_node_options>() as i128),
         ("offset kvc_node_options.struct_size".to_string(), offset!(kvc_node_options, struct_size) as i128),
