@@ -3,10 +3,16 @@
 #ifdef KVC_NET_BUILD
 #include "net/node_server.h"
 
+#include <stdlib.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 
 #include <grpcpp/grpcpp.h>
 
+#include "cluster/config_sync.h"
 #include "cluster/handoff.h"
 #include "cluster/registration.h"
 #include "net/grpc_tuning.h"
@@ -15,19 +21,53 @@
 
 namespace kvc::net {
 
+namespace {
+
+bool IsEtcdCluster(const std::string& cluster) { return cluster.rfind("etcd://", 0) == 0; }
+
+// RegistrationOptions::node_id's default, from the advertised address.
+std::string DefaultNodeId(const std::string& address) {
+  std::string id;
+  for (char c : address) id += (c == ':' || c == '[' || c == ']') ? '-' : c;
+  while (!id.empty() && id.front() == '-') id.erase(0, 1);
+  return id;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& options) {
+  std::unique_ptr<NodeServer> s(new NodeServer);
   CacheOptions co = options.cache;
   co.shared_arena = co.shared_arena || !options.unix_path.empty();  // handed to same-host clients
+  const bool etcd_cluster = IsEtcdCluster(options.cluster);
+  if (etcd_cluster && co.tenants_path.empty()) {
+    // A cluster node always enforces the cluster's tenants: it needs a
+    // tenants file. The SSD tier keeps it (a foreign file in its directory
+    // is left alone), so a restarted node keeps its tenants' ids and blocks.
+    if (!co.ssd_dir.empty()) {
+      co.tenants_path = (std::filesystem::path(co.ssd_dir) / "tenants.json").string();
+    } else {
+      std::error_code ec;
+      std::string tmpl = (std::filesystem::temp_directory_path(ec) / "kvc-node-tenants-XXXXXX").string();
+      if (ec) tmpl = "/tmp/kvc-node-tenants-XXXXXX";
+      if (::mkdtemp(tmpl.data()) == nullptr)
+        return IoError("cannot create a directory for the cluster's tenants (" + tmpl + "): " + std::strerror(errno));
+      s->private_tenants_dir_ = tmpl;
+      co.tenants_path = tmpl + "/tenants.json";
+    }
+  }
   auto cache = Cache::Open(co);
   if (!cache.ok()) return cache.status();
-  std::unique_ptr<NodeServer> s(new NodeServer);
   s->cache_ = std::move(cache).value();
   s->service_ = std::make_unique<NodeService>(*s->cache_, options.write_through);
   s->service_->set_admin_token(options.admin_token);
   s->service_->set_store_idle_timeout_ms(options.store_idle_timeout_ms);
   s->service_->set_metrics_token(options.metrics_token);
   // Applies what the tenants file says of deleted tenants (their blocks go first).
-  if (!options.cache.tenants_path.empty()) KVC_RETURN_IF_ERROR(s->cache_->ReloadTenants());
+  if (!co.tenants_path.empty()) KVC_RETURN_IF_ERROR(s->cache_->ReloadTenants());
+  if (etcd_cluster)
+    KVC_RETURN_IF_ERROR(s->service_->set_cluster_ledger(
+        co.ssd_dir.empty() ? std::string() : (std::filesystem::path(co.ssd_dir) / "cluster-revisions.json").string()));
   auto creds = ServerCredentialsFromFiles(options.tls_cert_path, options.tls_key_path, options.tls_client_ca_path);
   if (!creds.ok()) return creds.status();
   const size_t colon = options.listen.rfind(':');
@@ -61,8 +101,26 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   if (!options.cluster.empty()) {  // libkvc/cluster/registration.h
     cluster::RegistrationOptions ro;
     ro.cluster = options.cluster;
-    ro.node_id = options.node_id;
     ro.address = options.advertise.empty() ? s->address_ : options.advertise;
+    ro.node_id = options.node_id.empty() ? DefaultNodeId(ro.address) : options.node_id;
+    if (etcd_cluster) {
+      // The cluster's tenants, revision bumps and the deletes this node
+      // missed, all applied before it registers (cluster/config_sync.h).
+      cluster::ConfigSyncOptions cs;
+      cs.cluster = options.cluster;
+      cs.node_id = ro.node_id;
+      NodeService* svc = s->service_.get();
+      cs.apply_tenants = [svc](const std::vector<TenantConfig>& t) { return svc->ApplyClusterTenants(t); };
+      cs.apply_bump = [svc](const std::string& tenant, const NodeNamespace& ns, uint64_t count) {
+        return svc->ApplyClusterBump(tenant, ns, count).status();
+      };
+      cs.apply_delete = [svc](const std::string& tenant, const NodeNamespace& ns, const BlockKey& key) {
+        return svc->ApplyClusterDelete(tenant, ns, key);
+      };
+      auto sync = cluster::ConfigSync::Start(cs);
+      if (!sync.ok()) return sync.status();
+      s->config_sync_ = std::move(sync).value();
+    }
     ro.zone = options.zone;
     ro.capacity_bytes = options.cache.host_capacity_bytes + options.cache.ssd_capacity_bytes;
     ro.version = KVC_NODE_VERSION;
@@ -84,6 +142,7 @@ NodeServer::~NodeServer() { Shutdown(0); }
 
 void NodeServer::Shutdown(uint32_t grace_ms) {
   if (registration_) registration_->Stop(1000);  // leave the cluster first: writes fenced
+  config_sync_.reset();  // its hooks use the service and the cache
   handoff_.reset();  // stops between blocks
   if (shm_) shm_->Stop();  // before the cache: its connections' pins go back to it
   if (server_) {
@@ -95,6 +154,11 @@ void NodeServer::Shutdown(uint32_t grace_ms) {
   shm_.reset();
   registration_.reset();
   cache_.reset();
+  if (!private_tenants_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(private_tenants_dir_, ec);
+    private_tenants_dir_.clear();
+  }
 }
 
 }  // namespace kvc::net

@@ -18,6 +18,7 @@ class Server;
 namespace kvc::cluster {
 class Registration;
 class Handoff;
+class ConfigSync;
 }
 
 namespace kvc::net {
@@ -39,6 +40,13 @@ struct NodeServerOptions {
   std::string metrics_listen;  // host:port of GET /metrics; empty: none
   // Cluster membership (libkvc/cluster): "etcd://..." to register with;
   // empty: standalone. node_id/zone/advertise as kvc_node_server_options.
+  // An etcd cluster node also takes up the cluster's configuration
+  // (cluster/config_sync.h) before it registers: its tenants go into
+  // cache.tenants_path, which defaults (when empty) to
+  // <cache.ssd_dir>/tenants.json, or without an SSD tier to a private
+  // temporary directory (0700) removed at Shutdown; the revision counts it
+  // applied are kept in <cache.ssd_dir>/cluster-revisions.json (without an
+  // SSD tier: in memory).
   std::string cluster, node_id, zone, advertise;
   // A store stream idle this long is cancelled (0: 10000 ms).
   uint32_t store_idle_timeout_ms = 0;
@@ -72,6 +80,8 @@ class NodeServer {
   std::string metrics_address_;
   std::unique_ptr<cluster::Registration> registration_;  // when options.cluster is set
   std::unique_ptr<cluster::Handoff> handoff_;            // a drain's hand-off (cluster/handoff.h)
+  std::unique_ptr<cluster::ConfigSync> config_sync_;     // an etcd cluster's configuration
+  std::string private_tenants_dir_;                      // removed at Shutdown; empty: none
 };
 
 }  // namespace kvc::net
