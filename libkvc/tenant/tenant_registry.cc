@@ -152,6 +152,14 @@ Status WriteFile(const std::string& file, const FileState& st) {
   return Status::Ok();
 }
 
+// A local edit of a tenant an etcd cluster's configuration owns: it would
+// be undone (or lose the tenant's blocks) at the next sync.
+Status ClusterOwned(const std::string& name) {
+  return Status(Code::kPermission, "tenant '" + name +
+                                       "' comes from the cluster's configuration in etcd: change it there "
+                                       "(kvc cluster tenant), not on one node");
+}
+
 // Runs `edit` on the file's state under an exclusive lock, then saves it.
 template <class F>
 Status Edit(const std::string& path, F&& edit) {
@@ -285,6 +293,7 @@ Status TenantRegistry::SetQuota(const std::string& path, const std::string& name
   return Edit(path, [&](FileState& st) -> Status {
     for (auto& t : st.tenants) {
       if (t.name != name) continue;
+      if (t.cluster) return ClusterOwned(name);
       if (host) t.host_quota_bytes = *host;
       if (ssd) t.ssd_quota_bytes = *ssd;
       if (borrow) t.borrow = *borrow;
@@ -298,6 +307,7 @@ Status TenantRegistry::Delete(const std::string& path, const std::string& name) 
   return Edit(path, [&](FileState& st) -> Status {
     for (auto it = st.tenants.begin(); it != st.tenants.end(); ++it) {
       if (it->name == name) {
+        if (it->cluster) return ClusterOwned(name);
         st.tenants.erase(it);
         return Status::Ok();
       }

@@ -5,8 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -175,6 +177,128 @@ TEST_CASE("reloads race authentication safely") {
   for (auto& th : readers) th.join();
   CHECK(refused.load() == 0);
   CHECK(cache->tenants().tenants().size() == 21);
+}
+
+// TenantRegistry::SyncCluster: the file's cluster tenants made exactly an
+// etcd cluster's list (NodeService::ApplyClusterTenants).
+namespace {
+
+TenantConfig ClusterTenant(const std::string& name, char secret, Isolation iso = Isolation::kIsolated) {
+  TenantConfig t;
+  t.name = name;
+  t.isolation = iso;
+  t.credential_sha256 = std::string(64, secret);
+  if (iso == Isolation::kIsolated) t.salt = std::string(32, secret);
+  t.id = 99;  // ignored
+  return t;
+}
+
+std::optional<TenantConfig> InFile(const std::string& file, const std::string& name) {
+  auto r = TenantRegistry::Load(file);
+  REQUIRE(r.ok());
+  return r->Find(name);
+}
+
+}  // namespace
+
+TEST_CASE("SyncCluster adds, updates, replaces and removes cluster tenants, and leaves local ones") {
+  TempDir d;
+  const std::string file = (d.path / "tenants.json").string();
+  TenantConfig l;
+  l.name = "local";
+  REQUIRE(TenantRegistry::Create(file, l).ok());
+  const uint32_t local_id = InFile(file, "local")->id;
+
+  bool changed = false;
+  REQUIRE(TenantRegistry::SyncCluster(file, {ClusterTenant("a", 'a'), ClusterTenant("b", 'b')}, &changed).ok());
+  CHECK(changed);
+  auto a = InFile(file, "a");
+  REQUIRE(a.has_value());
+  CHECK(a->cluster);
+  CHECK(a->id != 99);
+  CHECK(a->salt == std::string(32, 'a'));
+  CHECK_FALSE(InFile(file, "local")->cluster);
+
+  // The same list again: nothing written.
+  REQUIRE(TenantRegistry::SyncCluster(file, {ClusterTenant("a", 'a'), ClusterTenant("b", 'b')}, &changed).ok());
+  CHECK_FALSE(changed);
+
+  // Quotas only: the same id. Another credential: a new id (its blocks go).
+  TenantConfig a2 = ClusterTenant("a", 'a');
+  a2.host_quota_bytes = 1 << 20;
+  a2.borrow = true;
+  REQUIRE(TenantRegistry::SyncCluster(file, {a2, ClusterTenant("b", 'c')}, &changed).ok());
+  CHECK(changed);
+  CHECK(InFile(file, "a")->id == a->id);
+  CHECK(InFile(file, "a")->host_quota_bytes == 1 << 20);
+  CHECK(InFile(file, "a")->borrow);
+  const auto b2 = InFile(file, "b");
+  CHECK(b2->credential_sha256 == std::string(64, 'c'));
+  CHECK(b2->id > a->id);
+
+  // A cluster tenant of a local tenant's name replaces it.
+  REQUIRE(TenantRegistry::SyncCluster(file, {a2, ClusterTenant("local", 'l', Isolation::kShared)}, &changed).ok());
+  auto lc = InFile(file, "local");
+  CHECK(lc->cluster);
+  CHECK(lc->id != local_id);
+  CHECK(lc->salt.empty());
+  CHECK_FALSE(InFile(file, "b").has_value());  // no longer listed
+
+  // An empty list removes the cluster tenants only.
+  TenantConfig keep;
+  keep.name = "keep";
+  REQUIRE(TenantRegistry::Create(file, keep).ok());
+  REQUIRE(TenantRegistry::SyncCluster(file, {}, &changed).ok());
+  CHECK(changed);
+  auto r = TenantRegistry::Load(file);
+  REQUIRE(r.ok());
+  REQUIRE(r->tenants().size() == 1);
+  CHECK(r->tenants().begin()->name == "keep");
+  // Ids are never reused.
+  CHECK(r->next_id() > lc->id);
+}
+
+TEST_CASE("SyncCluster refuses a bad name and changes nothing; local edits of cluster tenants are refused") {
+  TempDir d;
+  const std::string file = (d.path / "tenants.json").string();
+  REQUIRE(TenantRegistry::SyncCluster(file, {ClusterTenant("a", 'a')}, nullptr).ok());
+  bool changed = true;
+  Status s = TenantRegistry::SyncCluster(file, {ClusterTenant("b", 'b'), ClusterTenant("bad name", 'x')}, &changed);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(InFile(file, "a").has_value());
+  CHECK_FALSE(InFile(file, "b").has_value());
+
+  CHECK(TenantRegistry::SetQuota(file, "a", 4096, std::nullopt, std::nullopt).code() == Code::kPermission);
+  CHECK(TenantRegistry::Delete(file, "a").code() == Code::kPermission);
+  CHECK(InFile(file, "a")->host_quota_bytes == 0);
+  TenantConfig dup;
+  dup.name = "a";
+  CHECK(TenantRegistry::Create(file, dup).status().code() == Code::kExists);
+
+  // A damaged file: a clear error, and the file is left as it is.
+  { std::FILE* f = std::fopen(file.c_str(), "w"); std::fputs("{not json", f); std::fclose(f); }
+  CHECK(TenantRegistry::SyncCluster(file, {ClusterTenant("a", 'a')}, &changed).code() == Code::kParse);
+}
+
+TEST_CASE("a cluster tenant replaced by SyncCluster loses its host blocks at the reload") {
+  TempDir d;
+  const std::string file = (d.path / "tenants.json").string();
+  REQUIRE(TenantRegistry::SyncCluster(file, {ClusterTenant("a", 'a'), ClusterTenant("z", 'z')}, nullptr).ok());
+  auto cache = Open(file);
+  const auto a = *cache->tenants().Find("a");
+  const auto z = *cache->tenants().Find("z");
+  auto ns_a = cache->OpenNamespace(Fields(a.salt));
+  auto ns_z = cache->OpenNamespace(Fields(z.salt));
+  REQUIRE((ns_a.ok() && ns_z.ok()));
+  for (uint64_t i = 0; i < 4; ++i) REQUIRE(Put(*cache, **ns_a, i, a.id).ok());
+  REQUIRE(Put(*cache, **ns_z, 100, z.id).ok());
+  bool changed = false;
+  REQUIRE(TenantRegistry::SyncCluster(file, {ClusterTenant("a", 'n'), ClusterTenant("z", 'z')}, &changed).ok());
+  REQUIRE(changed);
+  REQUIRE(cache->ReloadTenants().ok());
+  CHECK(cache->Stats().blocks == 1);  // z's
+  CHECK(cache->tenants().Find("a")->id != a.id);
+  CHECK(cache->tenants().Find("z")->id == z.id);
 }
 
 }  // namespace kvc
