@@ -58,6 +58,12 @@ constexpr Setting kSettings[] = {
      "File holding the admin token of tenant-admin calls (else $KVC_ADMIN_TOKEN; none: refused)"},
     {"metrics_listen", "KVC_METRICS_LISTEN", "--metrics-listen", "",
      "host:port serving GET /metrics (Prometheus; port 0: a free port; empty: none)"},
+    {"metrics_token", "KVC_METRICS_TOKEN", "--metrics-token", "",
+     "Bearer token GET /metrics requires (a flag's value shows in ps: prefer --metrics-token-file); empty: none"},
+    {"metrics_token_file", "KVC_METRICS_TOKEN_FILE", "--metrics-token-file", "",
+     "File holding the bearer token GET /metrics requires (its first line)"},
+    {"store_idle_timeout_ms", "KVC_STORE_IDLE_TIMEOUT_MS", "--store-idle-timeout-ms", "10000",
+     "A store stream that sends nothing for this long is cancelled and its reservation released"},
     {"cluster", "KVC_CLUSTER", "--cluster", "", "Register in etcd://HOST:PORT[,...]/NAME (docs/cluster.md); empty: standalone"},
     {"node_id", "KVC_NODE_ID", "--node-id", "", "Node id in the cluster (default: from the advertised address)"},
     {"zone", "KVC_ZONE", "--zone", "", "Zone of this node, for replica placement (empty: none)"},
@@ -74,6 +80,35 @@ struct AdminToken {
 bool ReadAdminTokenOf(const std::string& file, AdminToken* out, std::string* error) {
   if (!ReadAdminToken(file, &out->token, error)) return false;
   out->source = out->token.empty() ? "none" : file.empty() ? "env" : "admin_token_file";
+  return true;
+}
+
+// The metrics token: from metrics_token or metrics_token_file (not both),
+// printable ASCII, never printed.
+bool MetricsTokenOf(const std::string& token, const std::string& file, std::string* out, std::string* error) {
+  *out = token;
+  if (!file.empty()) {
+    if (!token.empty()) {
+      *error = "give metrics_token or metrics_token_file, not both";
+      return false;
+    }
+    std::ifstream in(file);
+    if (!in) {
+      *error = "cannot read the metrics token file " + file;
+      return false;
+    }
+    std::getline(in, *out);
+    while (!out->empty() && (out->back() == '\r' || out->back() == ' ' || out->back() == '\t')) out->pop_back();
+    if (out->empty()) {
+      *error = "the metrics token file " + file + " is empty";
+      return false;
+    }
+  }
+  for (char ch : *out)
+    if (ch < 0x21 || ch > 0x7e) {
+      *error = "the metrics token may hold only printable ASCII characters, no spaces";
+      return false;
+    }
   return true;
 }
 
@@ -166,9 +201,13 @@ int Run(const ServeArgs& a) {
   if (!ReadAdminTokenOf(c["admin_token_file"].value, &admin, &error)) return Fail("serve", error);
   for (char ch : admin.token)
     if (ch < 0x20 || ch > 0x7e) return Fail("serve", "the admin token may hold only printable ASCII characters");
+  std::string metrics_token;
+  if (!MetricsTokenOf(c["metrics_token"].value, c["metrics_token_file"].value, &metrics_token, &error))
+    return Fail("serve", error);
   if (a.dry_run) {
-    // The token itself is never shown: only whether there is one.
+    // The tokens themselves are never shown: only whether there is one.
     const std::string shown = admin.token.empty() ? "" : "(set)";
+    if (!c["metrics_token"].value.empty()) c["metrics_token"].value = "(set)";
     if (a.out == Output::kJson) {
       nlohmann::json j = nlohmann::json::object(), src = nlohmann::json::object();
       for (auto& [k, val] : c) {
@@ -179,8 +218,8 @@ int Run(const ServeArgs& a) {
       src["admin_token"] = admin.source;
       std::printf("%s\n", nlohmann::json{{"config", j}, {"sources", src}}.dump().c_str());
     } else {
-      for (auto& [k, val] : c) std::printf("%-18s = %-24s (%s)\n", k.c_str(), val.value.c_str(), val.source.c_str());
-      std::printf("%-18s = %-24s (%s)\n", "admin_token", shown.c_str(), admin.source.c_str());
+      for (auto& [k, val] : c) std::printf("%-21s = %-24s (%s)\n", k.c_str(), val.value.c_str(), val.source.c_str());
+      std::printf("%-21s = %-24s (%s)\n", "admin_token", shown.c_str(), admin.source.c_str());
     }
     return kExitOk;
   }
@@ -221,6 +260,18 @@ int Run(const ServeArgs& a) {
   } catch (const std::exception&) {
     return Fail("serve", "shutdown_grace_ms must be a number of milliseconds up to 600000");
   }
+  uint32_t idle_ms = 0;
+  try {
+    size_t used = 0;
+    const unsigned long t = std::stoul(c["store_idle_timeout_ms"].value, &used);
+    if (used != c["store_idle_timeout_ms"].value.size() || t < 1 || t > 3600000) throw std::out_of_range("idle");
+    idle_ms = static_cast<uint32_t>(t);
+  } catch (const std::exception&) {
+    return Fail("serve", "store_idle_timeout_ms must be a number of milliseconds from 1 to 3600000, not '" +
+                             c["store_idle_timeout_ms"].value + "'");
+  }
+  if (!metrics_token.empty() && c["metrics_listen"].value.empty())
+    return Fail("serve", "a metrics token without metrics_listen: there is no metrics endpoint to protect");
   auto str = [&](const char* key) { return c[key].value.empty() ? nullptr : c[key].value.c_str(); };
   co.host_policy = str("host_policy");
   co.ssd_dir = str("ssd_dir");
@@ -236,6 +287,8 @@ int Run(const ServeArgs& a) {
   so.tls_client_ca_path = str("tls_client_ca");
   so.admin_token = admin.token.empty() ? nullptr : admin.token.c_str();
   so.metrics_listen = str("metrics_listen");
+  so.metrics_token = metrics_token.empty() ? nullptr : metrics_token.c_str();
+  so.store_idle_timeout_ms = idle_ms;
   so.cluster = str("cluster");
   so.node_id = str("node_id");
   so.zone = str("zone");
@@ -261,7 +314,11 @@ int Run(const ServeArgs& a) {
   }
   nlohmann::json ready{{"address", addr}};
   const std::string metrics = kvc_node_server_metrics_address(server);
-  if (!metrics.empty()) ready["metrics"] = metrics;
+  if (!metrics.empty()) {
+    ready["metrics"] = metrics;
+    ready["metrics_auth"] = metrics_token.empty() ? "none" : "bearer";
+  }
+  ready["store_idle_timeout_ms"] = idle_ms;
   ready["tls"] = so.tls_cert_path != nullptr;
   ready["client_certs"] = so.tls_client_ca_path != nullptr;
   ready["admin"] = admin.token.empty() ? "refused" : "enabled";

@@ -3,8 +3,11 @@
 #ifdef KVC_NET_BUILD
 #include "net/metrics.h"
 
+#include <cctype>
 #include <cstdio>
 #include <thread>
+
+#include "tenant/tenant_registry.h"
 
 #ifdef KVC_HAVE_HTTPLIB
 #include <httplib.h>
@@ -185,6 +188,9 @@ std::string Metrics::Render(Cache& cache) const {
   t.Sample("kvc_requests_in_flight", "", static_cast<uint64_t>(std::max<int64_t>(0, in_flight_.load())));
   t.Family("kvc_auth_failures_total", "counter", "Calls refused for a wrong or missing credential.");
   t.Sample("kvc_auth_failures_total", "", auth_failures_.load());
+  t.Family("kvc_store_idle_cancels_total", "counter",
+           "Store streams cancelled for sending nothing for the store idle timeout.");
+  t.Sample("kvc_store_idle_cancels_total", "", store_idle_cancels_.load());
   t.Family("kvc_request_duration_seconds", "histogram", "Time to serve each node call, by RPC.");
   for (int r = 0; r < static_cast<int>(Rpc::kCount); ++r) {
     const Histogram& h = latency_[r];
@@ -208,8 +214,25 @@ struct MetricsEndpoint::Impl {
   std::thread thread;
 };
 
+namespace {
+// Whether `header` (an Authorization header's value) is "Bearer <token>";
+// the scheme's name is case-insensitive (RFC 7235), the token compared in
+// constant time.
+bool BearerMatches(const std::string& header, const std::string& token) {
+  static constexpr char kScheme[] = "bearer ";
+  const size_t n = sizeof kScheme - 1;
+  if (header.size() < n) return false;
+  for (size_t i = 0; i < n; ++i)
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return false;
+  size_t b = n;
+  while (b < header.size() && header[b] == ' ') ++b;
+  return TenantRegistry::SecretEquals(header.substr(b), token);
+}
+}  // namespace
+
 Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const std::string& listen,
-                                                                std::function<std::string()> render) {
+                                                                std::function<std::string()> render,
+                                                                std::string token, std::function<void()> refused) {
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size())
     return InvalidArgument("metrics address '" + listen + "' is not host:port");
@@ -228,7 +251,15 @@ Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const std::strin
   auto& srv = e->impl_->server;
   // Scrapes are rare: two threads, not httplib's default of one per core.
   srv.new_task_queue = [] { return new httplib::ThreadPool(2); };
-  srv.Get("/metrics", [render = std::move(render)](const httplib::Request&, httplib::Response& res) {
+  srv.Get("/metrics", [render = std::move(render), token = std::move(token), refused = std::move(refused)](
+                          const httplib::Request& req, httplib::Response& res) {
+    if (!token.empty() && !BearerMatches(req.get_header_value("Authorization"), token)) {
+      if (refused) refused();
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Bearer realm=\"kvc metrics\"");
+      res.set_content("401 Unauthorized\n", "text/plain; charset=utf-8");
+      return;
+    }
     res.set_content(render(), "text/plain; version=0.0.4; charset=utf-8");
   });
   // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which would
@@ -253,7 +284,8 @@ MetricsEndpoint::~MetricsEndpoint() {
 }
 #else
 struct MetricsEndpoint::Impl {};
-Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const std::string&, std::function<std::string()>) {
+Result<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const std::string&, std::function<std::string()>,
+                                                                std::string, std::function<void()>) {
   return Status(Code::kUnsupported, "built without cpp-httplib: no metrics endpoint");
 }
 MetricsEndpoint::~MetricsEndpoint() = default;

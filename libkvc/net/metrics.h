@@ -56,7 +56,10 @@ class Metrics {
   };
   Call Track(Rpc rpc) { return Call(this, rpc); }
 
+  // A call (or a GET /metrics) refused for a wrong or missing credential.
   void CountAuthFailure() { auth_failures_.fetch_add(1, std::memory_order_relaxed); }
+  // A store stream cancelled for sending nothing for the idle timeout.
+  void CountStoreIdleCancel() { store_idle_cancels_.fetch_add(1, std::memory_order_relaxed); }
   // A store's outcome (`code` a kvc status) and a load's bytes, as `tenant`.
   void CountStore(uint32_t tenant, Code code, uint64_t bytes);
   void CountLoad(uint32_t tenant, uint64_t bytes);
@@ -80,6 +83,7 @@ class Metrics {
   Histogram latency_[static_cast<int>(Rpc::kCount)];
   std::atomic<int64_t> in_flight_{0};
   std::atomic<uint64_t> auth_failures_{0};
+  std::atomic<uint64_t> store_idle_cancels_{0};
   std::unique_ptr<Traffic_[]> traffic_;  // by tenant id; 0: no tenant
 };
 
@@ -87,9 +91,15 @@ class Metrics {
 class MetricsEndpoint {
  public:
   // Binds `listen` ("host:port"; port 0 picks one) and serves `render`'s
-  // text. KVC_ERR_UNAVAILABLE when it cannot bind.
+  // text. With a `token`, only to a request carrying "Authorization: Bearer
+  // <token>" (compared in constant time); any other request is answered 401
+  // with a WWW-Authenticate header and no metric text, and `refused` (when
+  // set) is called. Empty `token`: anyone who reaches the address is
+  // answered. KVC_ERR_UNAVAILABLE when it cannot bind.
   static Result<std::unique_ptr<MetricsEndpoint>> Start(const std::string& listen,
-                                                        std::function<std::string()> render);
+                                                        std::function<std::string()> render,
+                                                        std::string token = "",
+                                                        std::function<void()> refused = nullptr);
   ~MetricsEndpoint();
   // The bound address, with the port chosen for port 0.
   const std::string& address() const { return address_; }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -164,12 +165,60 @@ nlohmann::json TenantStatsView(const nlohmann::json& node, uint32_t tenant, cons
                         {"tiers", tiers}};
 }
 
-void NodeService::set_store_idle_timeout_ms(uint32_t ms) { store_idle_timeout_ms_ = ms == 0 ? 10000 : ms; }
+void NodeService::set_store_idle_timeout_ms(uint32_t ms) {
+  std::lock_guard<std::mutex> lk(watch_mu_);
+  store_idle_timeout_ms_ = ms == 0 ? 10000 : ms;
+  watch_cv_.notify_all();
+}
+
+namespace {
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+void NodeService::WatchStore(StoreWatch* w) {
+  std::lock_guard<std::mutex> lk(watch_mu_);
+  if (watched_.empty()) watch_cv_.notify_all();  // the watchdog sleeps while there is none
+  watched_.insert(w);
+}
+
+// After this returns the watchdog no longer touches `w` (nor its context).
+void NodeService::UnwatchStore(StoreWatch* w) {
+  std::lock_guard<std::mutex> lk(watch_mu_);
+  watched_.erase(w);
+}
+
+// Scans the watched streams a few times per timeout (every timeout/4,
+// between 10 and 250 ms), so a stalled stream is cancelled within about
+// 1.25 timeouts; sleeps while there is none.
+void NodeService::Watchdog() {
+  std::unique_lock<std::mutex> lk(watch_mu_);
+  while (!stopping_) {
+    if (watched_.empty()) {
+      watch_cv_.wait(lk, [&] { return stopping_ || !watched_.empty(); });
+      continue;
+    }
+    const int64_t timeout_ns = int64_t{store_idle_timeout_ms_} * 1000000;
+    const auto period = std::chrono::milliseconds(std::clamp<uint32_t>(store_idle_timeout_ms_ / 4, 10, 250));
+    const int64_t now = SteadyNowNs();
+    for (StoreWatch* w : watched_) {
+      const int64_t since = w->reading_since.load(std::memory_order_acquire);
+      if (w->cancelled_after_ms != 0 || since == 0 || now - since < timeout_ns) continue;
+      w->cancelled_after_ms = store_idle_timeout_ms_;
+      metrics_.CountStoreIdleCancel();
+      w->ctx->TryCancel();  // thread-safe; the stream's Read returns false
+    }
+    watch_cv_.wait_for(lk, period, [&] { return stopping_; });
+  }
+}
 
 void NodeService::set_metrics_token(std::string token) { metrics_token_ = std::move(token); }
 
 Status NodeService::StartMetrics(const std::string& listen, std::string* address) {
-  auto e = MetricsEndpoint::Start(listen, [this] { return metrics_.Render(cache_); });
+  auto e = MetricsEndpoint::Start(
+      listen, [this] { return metrics_.Render(cache_); }, metrics_token_, [this] { metrics_.CountAuthFailure(); });
   if (!e.ok()) return e.status();
   metrics_endpoint_ = std::move(e).value();
   *address = metrics_endpoint_->address();
@@ -390,6 +439,7 @@ bool ReadStoreMessage(const grpc::ByteBuffer& bb, SliceReader* r, StoreMessageVi
 NodeService::NodeService(Cache& cache, bool write_through)
     : cache_(cache), write_through_(write_through), pins_(std::make_shared<PinnedViews>()) {
   pins_->cache = &cache;
+  watchdog_ = std::thread([this] { Watchdog(); });
   // Method 2 of kvc.v1.Node is Load (the order of proto/kvc/v1/kvc.proto's
   // service; node_wire_test and the other node tests call it through the
   // generated stub). A split-streamed handler reads the one LoadRequest
@@ -407,6 +457,12 @@ NodeService::NodeService(Cache& cache, bool write_through)
 }
 
 NodeService::~NodeService() {
+  {
+    std::lock_guard<std::mutex> lk(watch_mu_);
+    stopping_ = true;
+    watch_cv_.notify_all();
+  }
+  watchdog_.join();
   std::unique_lock<std::shared_mutex> lk(pins_->mu);
   pins_->cache = nullptr;
 }
@@ -502,9 +558,20 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
   grpc::ByteBuffer bb;
   SliceReader wire;
   StoreMessageView m;
+  // The watchdog cancels the call when one Read waits longer than the idle
+  // timeout (a client stalled without a deadline).
+  StoreWatch watch;
+  watch.ctx = ctx;
+  WatchStore(&watch);
+  auto read = [&]() {
+    watch.reading_since.store(SteadyNowNs(), std::memory_order_release);
+    const bool got = stream->Read(&bb);
+    watch.reading_since.store(0, std::memory_order_release);
+    return got;
+  };
   static const char* kMalformed = "a store message that is no kvc.v1.StoreMessage";
   auto run = [&]() -> Status {
-    if (!stream->Read(&bb)) return InvalidArgument("a store stream starts with begin");
+    if (!read()) return InvalidArgument("a store stream starts with begin");
     if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
     if (m.kind != StoreMessageView::kBegin) return InvalidArgument("a store stream starts with begin");
     const v1::StoreBegin b = m.begin;
@@ -539,7 +606,7 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
     }
     reserved = true;
     uint64_t written = 0;
-    while (stream->Read(&bb)) {
+    while (read()) {
       if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
       if (m.kind == StoreMessageView::kCommit) {
         if (written != r.size)
@@ -566,7 +633,12 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
     return InvalidArgument("the store stream ended before commit");
   };
   Status st = run();
+  UnwatchStore(&watch);
   if (reserved) cache_.Abort(r);
+  if (watch.cancelled_after_ms != 0)  // the watchdog is done with `watch` after UnwatchStore
+    return grpc::Status(grpc::StatusCode::CANCELLED, "the store stream sent nothing for " +
+                                                         std::to_string(watch.cancelled_after_ms) +
+                                                         " ms (the node's store idle timeout)");
   v1::StoreResponse resp;
   SetResult(resp.mutable_result(), st);
   stream->WriteLast(resp, grpc::WriteOptions());

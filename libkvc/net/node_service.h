@@ -8,13 +8,17 @@
 #ifndef KVC_NET_NODE_SERVICE_H_
 #define KVC_NET_NODE_SERVICE_H_
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <map>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 
 #include "core/cache.h"
 #include <grpcpp/support/byte_buffer.h>
@@ -113,10 +117,15 @@ class NodeService final : public kvc::v1::Node::Service {
   // REQUIRES: called before the service serves.
   void set_admin_token(std::string token) { admin_token_ = std::move(token); }
   // A store stream that sends nothing for `ms` (0: 10000) is cancelled and
-  // its reservation released. REQUIRES: called before the service serves.
+  // its reservation released: a watchdog thread of the service cancels
+  // (ServerContext::TryCancel) a stream whose Read has waited that long, so
+  // a client that stalls without a deadline holds neither its reservation
+  // nor a server thread. Counted in the metrics
+  // (kvc_store_idle_cancels_total). Any thread; applies to the next scan.
   void set_store_idle_timeout_ms(uint32_t ms);
-  // The bearer token GET /metrics requires; empty: none. REQUIRES: called
-  // before StartMetrics.
+  // The bearer token GET /metrics requires ("Authorization: Bearer
+  // <token>", compared in constant time; anything else is 401); empty: the
+  // endpoint answers anyone. REQUIRES: called before StartMetrics.
   void set_metrics_token(std::string token);
   // The "drain" object of the node's stats (cluster/handoff.h). Set before serving.
   void set_drain_stats(std::function<nlohmann::json()> f) { drain_stats_ = std::move(f); }
@@ -185,6 +194,21 @@ class NodeService final : public kvc::v1::Node::Service {
   // The namespace of `spec` as `caller`, opened once per (tenant, spec).
   Result<NamespaceState*> Open(const Caller& caller, const v1::NamespaceSpec& spec);
 
+  // A store stream the idle watchdog looks after (StoreRaw registers it for
+  // the call's lifetime).
+  struct StoreWatch {
+    grpc::ServerContext* ctx = nullptr;
+    // steady_clock nanoseconds since the epoch at which the stream's
+    // current Read began; 0 while the service is not waiting on the client.
+    std::atomic<int64_t> reading_since{0};
+    // The idle timeout the watchdog cancelled the call after; 0: not
+    // cancelled. GUARDED_BY(watch_mu_) while watched.
+    uint32_t cancelled_after_ms = 0;
+  };
+  void WatchStore(StoreWatch* w);
+  void UnwatchStore(StoreWatch* w);
+  void Watchdog();
+
   Cache& cache_;
   const bool write_through_;
   std::shared_ptr<PinnedViews> pins_;
@@ -193,7 +217,12 @@ class NodeService final : public kvc::v1::Node::Service {
   mutable std::mutex fence_mu_;
   std::shared_ptr<const WriteFence> fence_;  // GUARDED_BY(fence_mu_)
   std::string admin_token_;
-  uint32_t store_idle_timeout_ms_ = 10000;
+  uint32_t store_idle_timeout_ms_ = 10000;  // GUARDED_BY(watch_mu_)
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  std::set<StoreWatch*> watched_;  // GUARDED_BY(watch_mu_)
+  bool stopping_ = false;          // GUARDED_BY(watch_mu_)
+  std::thread watchdog_;
   std::string metrics_token_;
   std::function<nlohmann::json()> drain_stats_;
   Metrics metrics_;

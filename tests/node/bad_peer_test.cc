@@ -1,6 +1,9 @@
 // Bad peers the wire test (node_wire_test.cc) does not cover: a client that
 // stalls in the middle of a store stream, and a client that disappears in
-// the middle of one (its process killed with SIGKILL, or its call dropped).
+// the middle of one (its process killed with SIGKILL, or its call dropped);
+// then, on a second node with a 500 ms store idle timeout, a client that
+// stalls without any deadline (cancelled by the node) and one that sends
+// slowly but steadily (not cancelled).
 // Starts its own `kvc serve` on a free loopback port:
 //   bad_peer_test KVC_BIN
 // and checks that the node keeps serving others meanwhile, publishes
@@ -216,11 +219,13 @@ struct Serve {
   std::string addr;
 };
 
-Serve StartNode(const std::string& kvc, const std::string& dir) {
+Serve StartNode(const std::string& kvc, const std::string& dir, const std::string& name = "serve",
+                const std::vector<std::string>& extra = {}) {
   Serve s;
-  const std::string ready = dir + "/ready", log = dir + "/serve.log";
+  const std::string ready = dir + "/" + name + ".ready", log = dir + "/" + name + ".log";
   std::vector<std::string> args = {kvc, "serve", "--listen", "127.0.0.1:0", "--host-capacity", "16MiB",
                                    "--ready-file", ready, "--shutdown-grace-ms", "1000"};
+  args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -277,6 +282,100 @@ pid_t SpawnStalledWriter(const char* self, const std::string& addr, char key) {
     return -1;
   }
   return pid;
+}
+
+int StopNode(const Serve& node) {
+  int status = -1;
+  kill(node.pid, SIGTERM);
+  waitpid(node.pid, &status, 0);
+  return status;
+}
+
+double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// A node with a 500 ms store idle timeout (kvc serve --store-idle-timeout-ms):
+// a client that stalls without a deadline is cancelled by the node, one that
+// sends slowly but steadily is not.
+void IdleTimeout(const std::string& kvc, const std::string& dir) {
+  Serve node = StartNode(kvc, dir, "idle", {"--store-idle-timeout-ms", "500"});
+  Check(node.pid > 0, "idle timeout: kvc serve --store-idle-timeout-ms 500 starts");
+  if (node.pid <= 0) return;
+  auto stub = v1::Node::NewStub(NewChannel(node.addr));
+  double took = 0;
+
+  // 4. A begin and half the block, then a stall with no deadline: the node
+  // cancels the stream within about 1.25 timeouts and aborts its
+  // reservation.
+  {
+    auto s = v1::Node::NewStub(NewChannel(node.addr));
+    grpc::ClientContext ctx;  // no deadline
+    v1::StoreResponse r;
+    auto w = s->Store(&ctx, &r);
+    const auto t0 = Clock::now();
+    w->Write(Begin('i'));
+    w->Write(Chunk(0, kBlock / 2, 's'));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    Check(Store(*stub, 'i', 'x') == -3, "idle stall: a second writer is told PENDING while the stream is young");
+    const int code = StoreWhenFree(*stub, 'i', 'x', 5000, &took);
+    const double freed = Since(t0);
+    Check(code == 0 && freed < 1.5,
+          "idle stall: the node cancels the stalled stream and the key stores " + std::to_string(freed) +
+              " s after the stall began (code " + std::to_string(code) + ")");
+    if (code != 0) ctx.TryCancel();  // the node did not: do not wait for ever below
+    const grpc::Status st = w->Finish();
+    Check(st.error_code() == grpc::StatusCode::CANCELLED,
+          "idle stall: the stalled client sees CANCELLED (" + st.error_message() + ")");
+    Check(Load(*stub, 'i') == std::string(kBlock, 'x'), "idle stall: the block holds the second writer's bytes");
+  }
+
+  // 5. A stream opened with nothing sent (no begin): cancelled as well, well
+  // before its own 5 s deadline.
+  {
+    auto s = v1::Node::NewStub(NewChannel(node.addr));
+    grpc::ClientContext ctx;
+    Deadline(&ctx, 5000);
+    v1::StoreResponse r;
+    const auto t0 = Clock::now();
+    auto w = s->Store(&ctx, &r);
+    const grpc::Status st = w->Finish();
+    const double t = Since(t0);
+    Check(st.error_code() == grpc::StatusCode::CANCELLED && t < 1.5,
+          "idle stall: a stream that sends nothing is cancelled after " + std::to_string(t) + " s");
+  }
+
+  // 6. Slow but steady (a chunk every 200 ms, 1.6 s in all, over three
+  // timeouts): never cancelled; the block is stored whole.
+  {
+    grpc::ClientContext ctx;
+    Deadline(&ctx, 10000);
+    v1::StoreResponse r;
+    auto w = stub->Store(&ctx, &r);
+    bool sent = w->Write(Begin('j'));
+    constexpr uint64_t kPieces = 8, kPiece = kBlock / kPieces;
+    for (uint64_t i = 0; i < kPieces && sent; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      sent = w->Write(Chunk(i * kPiece, kPiece, static_cast<char>('0' + i)));
+    }
+    sent = sent && w->Write(Commit());
+    w->WritesDone();
+    const grpc::Status st = w->Finish();
+    Check(sent && st.ok() && r.result().code() == 0,
+          "slow but steady: a chunk every 200 ms is not cancelled (" + st.error_message() + " " +
+              r.result().message() + ")");
+    std::string want;
+    for (uint64_t i = 0; i < kPieces; ++i) want += std::string(kPiece, static_cast<char>('0' + i));
+    Check(Load(*stub, 'j') == want, "slow but steady: the block holds every chunk");
+  }
+
+  Check(NothingHeld(*stub, 2000), "idle timeout: no reservation and no pin is left on the node");
+  const auto stats = Stats(*stub);
+  Check(stats.value("aborts", uint64_t{0}) >= 1,
+        "idle timeout: the stalled reservation was aborted (aborts = " +
+            std::to_string(stats.value("aborts", uint64_t{0})) + ")");
+  Check(Healthy(*stub), "idle timeout: the node is still serving");
+  stub.reset();
+  const int status = StopNode(node);
+  Check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "idle timeout: kvc serve exits 0 on SIGTERM");
 }
 
 }  // namespace
@@ -369,10 +468,10 @@ int main(int argc, char** argv) {
                                                      std::to_string(stats.value("aborts", uint64_t{0})) + ")");
   Check(Healthy(*stub), "the node is still serving");
   stub.reset();
-  int status = -1;
-  kill(node.pid, SIGTERM);
-  waitpid(node.pid, &status, 0);
+  const int status = StopNode(node);
   Check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "kvc serve exits 0 on SIGTERM");
+
+  IdleTimeout(argv[1], dir);
   std::string cmd = std::string("rm -rf ") + dir;
   if (g_failures == 0) (void)std::system(cmd.c_str());
   std::printf("%d failure(s)\n", g_failures);
