@@ -110,22 +110,27 @@ def tenant_list(node):
     return {t["name"]: t for t in (j["tenants"] if isinstance(j, dict) else j)}
 
 
-def admin_node(etcd, cluster, node_id, base, **kw):
-    return Node(etcd.cluster(cluster), node_id, base, env={"KVC_ADMIN_TOKEN": ADMIN}, **kw)
+def admin_node(etcd, cluster, node_id, base, env=None, **kw):
+    return Node(etcd.cluster(cluster), node_id, base, env={"KVC_ADMIN_TOKEN": ADMIN, **(env or {})}, **kw)
 
 
 def test_cluster_tenants_reach_running_and_new_nodes(etcd, tmp_path):
     c = "cten"
-    n1 = admin_node(etcd, c, "n1", str(tmp_path))
+    tmpdir = tmp_path / "tmpdir"  # where a node without an SSD tier keeps its tenants file
+    tmpdir.mkdir()
+    n1 = admin_node(etcd, c, "n1", str(tmp_path), env={"TMPDIR": str(tmpdir)})
     n2 = None
     try:
+        private = list(tmpdir.iterdir())
+        assert len(private) == 1 and private[0].name.startswith("kvc-node-tenants-"), private
+        assert private[0].stat().st_mode & 0o777 == 0o700
         assert accepted(n1, "", "")  # no tenants yet: open
         cred, salt = credential(), secrets.token_hex(32)
         t0 = time.time()
         put_tenant(etcd, c, "acme", cred, salt=salt)
         eventually(lambda: accepted(n1, "acme", cred), 5, "the running node accepts the cluster tenant")
         took = time.time() - t0
-        assert took < 2.0, f"took {took:.2f} s"
+        assert took < 3.0, f"took {took:.2f} s"
         print(f"cluster tenant accepted by a running node after {took * 1000:.0f} ms")
         assert not accepted(n1, "acme", credential())  # a wrong credential
         assert not accepted(n1, "", "")  # tenants now: anonymous refused
@@ -177,6 +182,9 @@ def test_cluster_tenants_reach_running_and_new_nodes(etcd, tmp_path):
         eventually(lambda: accepted(n1, "gamma", cred_g), 5, "gamma after a broken record")
         assert accepted(n1, "acme", cred)
         assert "skipped" in n1.log()
+        assert (private[0] / "tenants.json").exists()
+        n1.stop()
+        assert list(tmpdir.iterdir()) == []  # removed at shutdown
     finally:
         n1.stop()
         if n2:
@@ -240,6 +248,12 @@ def test_restart_on_ssd_applies_missed_bumps_only(etcd, tmp_path):
         put_revision(etcd, c, "", 1)  # a bump the node missed
         n1.start()
         assert held(n1, KEY) == 0, "a block of a revision bumped while the node was down was served"
+        cred = credential()
+        put_tenant(etcd, c, "acme", cred)  # the tenants file of a node with an SSD tier: in its directory
+        eventually(lambda: (ssd / "tenants.json").exists(), 5, "tenants.json in the SSD directory")
+        assert json.loads((ssd / "tenants.json").read_text())["tenants"][0]["cluster"] is True
+        etcd.ctl("del", f"/kvc/{c}/tenants/acme")  # anonymous calls again
+        eventually(lambda: accepted(n1, "", ""), 5, "no tenants again")
         assert json.loads((ssd / "cluster-revisions.json").read_text())["counts"][nsid("")] == 1
         put_block(n1, tmp_path, key=KEY2)
         n1.stop()
