@@ -1,8 +1,10 @@
 // kvc cluster init|nodes|status|drain|tenant|revision|up|down: administer a
 // kvc cluster (docs/cluster.md) through the C ABI: the kvc_cluster_* calls
-// for what lives in etcd, and the kvc_node_* calls on each registered node
-// for stats, tenants and namespace revisions. `up` and `down` start and stop
-// a local cluster (etcd and N `kvc serve` processes on loopback).
+// for what lives in etcd (config, drain marks, tenants), the kvc_node_* calls
+// on each registered node for stats, and a cluster connection
+// (kvc_node_connect on the cluster address) for revision bumps. `up` and
+// `down` start and stop a local cluster (etcd and N `kvc serve` processes on
+// loopback).
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -47,7 +49,7 @@ struct ClusterArgs {
   bool undo = false;
   uint32_t wait_s = 0;  // --wait: seconds to wait for the hand-off; 0: do not wait
   // tenant
-  std::string name, host_quota, ssd_quota, borrow_set;
+  std::string name, host_quota, ssd_quota, borrow_set, isolation = "isolated";
   // revision
   NamespaceFlags ns;
   // up/down
@@ -131,19 +133,6 @@ json ForEachNode(const ClusterArgs& a, const json& members,
 void Failed(json* row, const kvc_error& err) {
   (*row)["ok"] = false;
   (*row)["error"] = std::string(err.message) + " (" + kvc_status_name(err.code) + ")";
-}
-
-// Prints per-node results as a table or JSON; exit 1 if any failed.
-int PrintRows(const char* cmd, const ClusterArgs& a, const json& rows, bool all_ok, const char* done) {
-  if (a.out == Output::kJson) {
-    std::printf("%s\n", json{{"nodes", rows}, {"ok", all_ok}}.dump(2).c_str());
-  } else {
-    for (const auto& r : rows)
-      std::printf("%-24s %-22s %s\n", r["id"].get<std::string>().c_str(), r["address"].get<std::string>().c_str(),
-                  r["ok"].get<bool>() ? done : r["error"].get<std::string>().c_str());
-  }
-  if (!all_ok) std::fprintf(stderr, "kvc cluster %s: some nodes failed\n", cmd);
-  return all_ok ? kExitOk : kExitError;
 }
 
 int RunInit(const ClusterArgs& a) {
@@ -295,7 +284,7 @@ int RunDrain(const ClusterArgs& a) {
   return kExitOk;
 }
 
-// ---- tenant and revision, on every registered node ----
+// ---- tenant (in etcd) and revision (through the cluster client) ----
 
 bool Quota(const std::string& text, int64_t* out, std::string* error) {
   if (text.empty()) {
@@ -311,71 +300,103 @@ bool Quota(const std::string& text, int64_t* out, std::string* error) {
   return true;
 }
 
+int RunTenantCreate(const ClusterArgs& a) {
+  const char* cmd = "cluster tenant create";
+  int64_t hq, sq;
+  std::string error;
+  if (!Quota(a.host_quota, &hq, &error) || !Quota(a.ssd_quota, &sq, &error)) return Fail(cmd, error);
+  kvc_tenant_options o = KVC_TENANT_OPTIONS_INIT;
+  o.name = a.name.c_str();
+  o.isolation = a.isolation.c_str();
+  o.host_quota_bytes = hq < 0 ? 0 : static_cast<uint64_t>(hq);
+  o.ssd_quota_bytes = sq < 0 ? 0 : static_cast<uint64_t>(sq);
+  o.borrow = a.borrow_set == "yes" ? 1 : 0;
+  char* cred = nullptr;
+  kvc_error err{};
+  if (kvc_cluster_tenant_create(a.cluster.c_str(), &o, &cred, a.timeout_ms, &err) != KVC_OK)
+    return FailStatus(cmd, "tenant " + a.name, err);
+  if (a.out == Output::kJson)
+    std::printf("%s\n", json{{"name", a.name}, {"credential", cred}}.dump(2).c_str());
+  else
+    std::printf("tenant %s created in cluster %s; its credential (shown only now):\n%s\n", a.name.c_str(),
+                a.cluster.c_str(), cred);
+  kvc_string_free(cred);
+  return kExitOk;
+}
+
 int RunTenantList(const ClusterArgs& a) {
-  json m;
-  int rc;
-  if (!Members("cluster tenant", a, &m, &rc)) return rc;
-  bool all_ok;
-  json rows = ForEachNode(a, m, [](kvc_node* node, json* row) {
-    char* s = nullptr;
-    kvc_error err{};
-    if (kvc_node_tenant_list_json(node, &s, &err) != KVC_OK) return Failed(row, err);
-    (*row)["tenants"] = json::parse(s);
-    kvc_string_free(s);
-  }, &all_ok);
-  if (a.out == Output::kJson) return PrintRows("tenant list", a, rows, all_ok, "");
-  for (const auto& r : rows) {
-    std::string names;
-    if (r["ok"].get<bool>())
-      for (const auto& t : r["tenants"]) names += (names.empty() ? "" : ", ") + t.value("name", std::string("?"));
-    std::printf("%-24s %-22s %s\n", r["id"].get<std::string>().c_str(), r["address"].get<std::string>().c_str(),
-                r["ok"].get<bool>() ? (names.empty() ? "(none)" : names.c_str()) : r["error"].get<std::string>().c_str());
+  char* s = nullptr;
+  kvc_error err{};
+  if (kvc_cluster_tenant_list_json(a.cluster.c_str(), &s, a.timeout_ms, &err) != KVC_OK)
+    return FailStatus("cluster tenant list", "cluster " + a.cluster, err);
+  json tenants = json::parse(s);
+  kvc_string_free(s);
+  if (a.out == Output::kJson) {
+    std::printf("%s\n", tenants.dump(2).c_str());
+    return kExitOk;
   }
-  return all_ok ? kExitOk : kExitError;
+  std::printf("%-20s %-9s %14s %14s %s\n", "NAME", "ISOLATION", "HOST_QUOTA", "SSD_QUOTA", "BORROW");
+  auto quota = [](uint64_t b) { return b == 0 ? std::string("none") : Bytes(b); };
+  for (const auto& t : tenants)
+    std::printf("%-20s %-9s %14s %14s %s\n", t["name"].get<std::string>().c_str(),
+                t["isolation"].get<std::string>().c_str(), quota(t["host_quota_bytes"].get<uint64_t>()).c_str(),
+                quota(t["ssd_quota_bytes"].get<uint64_t>()).c_str(), t["borrow"].get<bool>() ? "yes" : "no");
+  return kExitOk;
 }
 
 int RunTenantSetQuota(const ClusterArgs& a) {
+  const char* cmd = "cluster tenant set-quota";
   int64_t hq, sq;
   std::string error;
-  if (!Quota(a.host_quota, &hq, &error) || !Quota(a.ssd_quota, &sq, &error))
-    return Fail("cluster tenant set-quota", error);
+  if (!Quota(a.host_quota, &hq, &error) || !Quota(a.ssd_quota, &sq, &error)) return Fail(cmd, error);
   const int32_t borrow = a.borrow_set.empty() ? -1 : a.borrow_set == "yes" ? 1 : 0;
-  json m;
-  int rc;
-  if (!Members("cluster tenant", a, &m, &rc)) return rc;
-  bool all_ok;
-  json rows = ForEachNode(a, m, [&](kvc_node* node, json* row) {
-    kvc_error err{};
-    if (kvc_node_tenant_set_quota(node, a.name.c_str(), hq, sq, borrow, &err) != KVC_OK) Failed(row, err);
-  }, &all_ok);
-  return PrintRows("tenant set-quota", a, rows, all_ok, "quota set");
+  kvc_error err{};
+  if (kvc_cluster_tenant_set_quota(a.cluster.c_str(), a.name.c_str(), hq, sq, borrow, a.timeout_ms, &err) != KVC_OK)
+    return FailStatus(cmd, "tenant " + a.name, err);
+  if (a.out == Output::kJson)
+    std::printf("%s\n", json{{"name", a.name}, {"updated", true}}.dump(2).c_str());
+  else
+    std::printf("tenant %s: quota set in cluster %s\n", a.name.c_str(), a.cluster.c_str());
+  return kExitOk;
 }
 
 int RunTenantDelete(const ClusterArgs& a) {
-  json m;
-  int rc;
-  if (!Members("cluster tenant", a, &m, &rc)) return rc;
-  bool all_ok;
-  json rows = ForEachNode(a, m, [&](kvc_node* node, json* row) {
-    kvc_error err{};
-    if (kvc_node_tenant_delete(node, a.name.c_str(), &err) != KVC_OK) Failed(row, err);
-  }, &all_ok);
-  return PrintRows("tenant delete", a, rows, all_ok, "deleted");
+  kvc_error err{};
+  if (kvc_cluster_tenant_delete(a.cluster.c_str(), a.name.c_str(), a.timeout_ms, &err) != KVC_OK)
+    return FailStatus("cluster tenant delete", "tenant " + a.name, err);
+  if (a.out == Output::kJson)
+    std::printf("%s\n", json{{"name", a.name}, {"deleted", true}}.dump(2).c_str());
+  else
+    std::printf("tenant %s deleted from cluster %s\n", a.name.c_str(), a.cluster.c_str());
+  return kExitOk;
 }
 
+// Through the cluster client: an etcd cluster counts the bump in etcd and
+// sends the count to every node; a peers: list asks every peer.
 int RunRevisionBump(const ClusterArgs& a) {
+  const char* cmd = "cluster revision bump";
   kvc_namespace_options ns = NamespaceOptionsOf(a.ns);
-  json m;
-  int rc;
-  if (!Members("cluster revision", a, &m, &rc)) return rc;
-  bool all_ok;
-  json rows = ForEachNode(a, m, [&](kvc_node* node, json* row) {
-    kvc_error err{};
-    uint64_t epoch = 0;
-    if (kvc_node_bump_revision(node, &ns, &epoch, &err) != KVC_OK) return Failed(row, err);
-    (*row)["namespace_epoch"] = epoch;
-  }, &all_ok);
-  return PrintRows("revision bump", a, rows, all_ok, "bumped");
+  std::string admin_token, error;
+  kvc_node_options o = KVC_NODE_OPTIONS_INIT;
+  o.tenant = a.tenant.empty() ? nullptr : a.tenant.c_str();
+  o.credential = a.credential.empty() ? nullptr : a.credential.c_str();
+  o.connect_timeout_ms = a.timeout_ms;
+  o.timeout_ms = a.timeout_ms;
+  if (!ApplyNodeConnFlags(a.conn, &admin_token, &o, &error)) return Fail(cmd, error);
+  kvc_node* node = nullptr;
+  kvc_error err{};
+  if (kvc_node_connect(&node, a.cluster.c_str(), &o, &err) != KVC_OK)
+    return FailStatus(cmd, "cluster " + a.cluster, err);
+  uint64_t epoch = 0;
+  const int rc = kvc_node_bump_revision(node, &ns, &epoch, &err);
+  kvc_node_close(node);
+  if (rc != KVC_OK) return FailStatus(cmd, "namespace " + a.ns.model + "@" + a.ns.revision, err);
+  if (a.out == Output::kJson)
+    std::printf("%s\n", json{{"cluster", a.cluster}, {"ok", true}, {"namespace_epoch", epoch}}.dump(2).c_str());
+  else
+    std::printf("bumped on every node of cluster %s; namespace epoch %llu\n", a.cluster.c_str(),
+                static_cast<unsigned long long>(epoch));
+  return kExitOk;
 }
 
 // ---- up / down: a local cluster ----
@@ -635,28 +656,36 @@ Registration RegisterCluster(CLI::App& root) {
   AddOutputFlags(drain, &a->out, false);
   drain->callback([=] { *run = [=] { return RunDrain(*a); }; });
 
-  auto* tenant = app->add_subcommand("tenant", "Tenant administration on every registered node (admin token)");
+  auto* tenant = app->add_subcommand("tenant", "The cluster's tenants, in etcd (every node takes them up)");
   tenant->require_subcommand(1);
-  auto* tlist = tenant->add_subcommand("list", "List each node's tenants");
-  auto* tquota = tenant->add_subcommand("set-quota", "Change a tenant's quotas on every node");
+  auto* tcreate = tenant->add_subcommand("create", "Create a tenant in the cluster; prints its credential once");
+  tcreate->add_option("name", a->name, "Tenant name (1-64 of [A-Za-z0-9_.-])")->required();
+  tcreate->add_option("--isolation", a->isolation, "isolated (default) or shared")
+      ->check(CLI::IsMember({"isolated", "shared"}));
+  tcreate->add_option("--host-quota", a->host_quota, "Host tier quota per node (default 0: none)");
+  tcreate->add_option("--ssd-quota", a->ssd_quota, "SSD tier quota per node (default 0: none)");
+  tcreate->add_option("--borrow", a->borrow_set, "yes or no (default no)")->check(CLI::IsMember({"yes", "no"}));
+  auto* tlist = tenant->add_subcommand("list", "List the cluster's tenants (no secrets)");
+  auto* tquota = tenant->add_subcommand("set-quota", "Change a tenant's quotas in the cluster");
   tquota->add_option("name", a->name, "Tenant name")->required();
   tquota->add_option("--host-quota", a->host_quota, "Host tier quota per node (0: none)");
   tquota->add_option("--ssd-quota", a->ssd_quota, "SSD tier quota per node (0: none)");
   tquota->add_option("--borrow", a->borrow_set, "yes or no")->check(CLI::IsMember({"yes", "no"}));
-  auto* tdel = tenant->add_subcommand("delete", "Remove a tenant from every node");
+  auto* tdel = tenant->add_subcommand("delete", "Remove a tenant from the cluster (every node drops its blocks)");
   tdel->add_option("name", a->name, "Tenant name")->required();
-  for (auto* t : {tlist, tquota, tdel}) {
+  for (auto* t : {tcreate, tlist, tquota, tdel}) {
     AddCluster(t, a.get());
-    AddNodeConnFlags(t, &a->conn);
     AddOutputFlags(t, &a->out, false);
   }
+  tcreate->callback([=] { *run = [=] { return RunTenantCreate(*a); }; });
   tlist->callback([=] { *run = [=] { return RunTenantList(*a); }; });
   tquota->callback([=] { *run = [=] { return RunTenantSetQuota(*a); }; });
   tdel->callback([=] { *run = [=] { return RunTenantDelete(*a); }; });
 
-  auto* revision = app->add_subcommand("revision", "Namespace revisions on every registered node");
+  auto* revision = app->add_subcommand("revision", "Namespace revisions across the cluster");
   revision->require_subcommand(1);
-  auto* bump = revision->add_subcommand("bump", "Bump a namespace's revision on every node (older blocks vanish)");
+  auto* bump = revision->add_subcommand(
+      "bump", "Bump a namespace's revision on every node (older blocks vanish); etcd clusters count it in etcd");
   AddCluster(bump, a.get());
   bump->add_option("--tenant", a->tenant, "Tenant to act as")->envname("KVC_TENANT");
   bump->add_option("--credential", a->credential, "The tenant's credential")->envname("KVC_CREDENTIAL");

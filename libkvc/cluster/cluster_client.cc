@@ -18,12 +18,17 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "cluster/etcd_admin.h"
+#include "cluster/etcd_client.h"
+#include "cluster/etcd_layout.h"
 #include "cluster/placement.h"
 #include "net/node_service.h"
+#include "tenant/tenant_registry.h"
 
 namespace kvc::cluster {
 
@@ -39,6 +44,10 @@ thread_local uint64_t t_epoch = 0;
 // How long a node marked down gets to accept a TCP connection when it is
 // tried anyway.
 constexpr int64_t kDownProbeMs = 200;
+
+// The part of a delete's deadline kept for writing hints to etcd (at most
+// a quarter of the call's timeout).
+constexpr int64_t kHintReserveMs = 250;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -138,8 +147,9 @@ struct ViewState {
 
 class ClusterClient final : public net::NodeClient {
  public:
-  ClusterClient(std::unique_ptr<MembershipSource> source, const ClusterClientOptions& options)
-      : source_(std::move(source)), options_(options) {
+  ClusterClient(std::unique_ptr<MembershipSource> source, const ClusterClientOptions& options,
+                std::unique_ptr<EtcdClient> etcd, std::string cluster)
+      : source_(std::move(source)), options_(options), etcd_(std::move(etcd)), cluster_(std::move(cluster)) {
     if (options_.local_node.empty())
       if (const char* e = std::getenv("KVC_CLUSTER_LOCAL_NODE")) options_.local_node = e;
     local_hosts_ = LocalHosts();
@@ -204,6 +214,15 @@ class ClusterClient final : public net::NodeClient {
                              const std::function<Status(net::NodeClient&, size_t)>& fn, bool force = true);
   // The status of a call made on several nodes that needs all of them.
   static Status AllOf(const std::vector<NodeSlot*>& nodes, const std::vector<Status>& res, const char* what);
+  // The id of the node at `s` in the view or the one before ("" if none).
+  static std::string IdOf(const ViewState& st, const NodeSlot* s);
+  // The tenant the cluster configuration files this client's calls under.
+  const std::string& TenantName() const {
+    return options_.node.tenant.empty() ? options_.node.as_tenant : options_.node.tenant;
+  }
+  uint32_t EtcdMs(Clock::time_point deadline) const {
+    return static_cast<uint32_t>(std::max<int64_t>(1, MsLeft(deadline)));
+  }
 
   struct Guard {
     std::mutex mu;
@@ -213,6 +232,8 @@ class ClusterClient final : public net::NodeClient {
   std::unique_ptr<MembershipSource> source_;
   std::shared_ptr<Guard> guard_;
   ClusterClientOptions options_;
+  std::unique_ptr<EtcdClient> etcd_;  // null: no cluster configuration (static peers)
+  std::string cluster_;               // the etcd cluster's name
   net::NodeClientOptions node_options_;
   std::set<std::string> local_hosts_;
   uint64_t token_ = 0;
@@ -364,6 +385,15 @@ Status ClusterClient::AllOf(const std::vector<NodeSlot*>& nodes, const std::vect
   if (done == res.size()) return Status::Ok();
   return Status(code, std::string(what) + " done on " + std::to_string(done) + " of " + std::to_string(res.size()) +
                           " nodes" + why);
+}
+
+std::string ClusterClient::IdOf(const ViewState& st, const NodeSlot* s) {
+  for (const ViewState* v : {&st, st.previous.get()}) {
+    if (v == nullptr) continue;
+    for (size_t i = 0; i < v->slots.size(); ++i)
+      if (v->slots[i].get() == s) return v->view->nodes[i].id;
+  }
+  return "";
 }
 
 Status ClusterClient::Put(const net::NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src,
@@ -570,27 +600,71 @@ Result<size_t> ClusterClient::MatchTokens(const net::NodeNamespace& ns, const st
 
 Status ClusterClient::Delete(const net::NodeNamespace& ns, const BlockKey& key) {
   const auto deadline = Deadline();
+  // With etcd, the node calls leave part of the budget for the hints.
+  const auto node_deadline =
+      etcd_ ? deadline - std::chrono::milliseconds(std::min<int64_t>(kHintReserveMs, options_.node.timeout_ms / 4))
+            : deadline;
   auto st = State();
   std::vector<NodeSlot*> nodes = ReadCandidates(*st, key);
-  auto res = OnEach(nodes, deadline, 0, [&](net::NodeClient& c, size_t) { return c.Delete(ns, key); });
+  auto res = OnEach(nodes, node_deadline, 0, [&](net::NodeClient& c, size_t) { return c.Delete(ns, key); });
   Status all = AllOf(nodes, res, "delete");
+  if (!all.ok() && etcd_) {
+    // Each node that could not be reached gets the delete as a hint in
+    // etcd, which it applies before it serves again (config_sync.h).
+    std::string hinted, unhinted;
+    for (size_t j = 0; j < nodes.size(); ++j) {
+      if (!Transient(res[j].code())) continue;
+      const std::string id = IdOf(*st, nodes[j]);
+      if (id.empty()) {
+        unhinted += "; no hint for node " + nodes[j]->address + ": it is in no view";
+        continue;
+      }
+      auto h = WriteDeleteHint(*etcd_, cluster_, id, DeleteHint{TenantName(), ns, key}, EtcdMs(deadline));
+      if (h.ok())
+        hinted += (hinted.empty() ? "" : ", ") + id;
+      else
+        unhinted += "; no hint for node " + id + ": " + h.status().message();
+    }
+    std::string msg = all.message();
+    if (!hinted.empty())
+      msg += "; a hint was left in etcd for node(s) " + hinted +
+             ": they take it up when they return (a restarted node before it serves)";
+    return Status(all.code(), msg + unhinted);
+  }
   if (!all.ok()) return all;
   for (const auto& s : res)
     if (s.ok()) return Status::Ok();
   return NotFound();
 }
 
-Result<uint64_t> ClusterClient::BumpRevision(const net::NodeNamespace& ns, uint64_t /*cluster_count: the client counts its own in etcd*/) {
+Result<uint64_t> ClusterClient::BumpRevision(const net::NodeNamespace& ns, uint64_t cluster_count) {
   const auto deadline = Deadline();
+  uint64_t count = cluster_count;  // static peers: as given (0: a plain bump)
+  if (etcd_) {
+    // The cluster's count of this namespace's bumps, in etcd: a node that
+    // misses the call below applies it when it returns (config_sync.h).
+    auto c = CountRevisionBump(*etcd_, cluster_, TenantName(), ns, EtcdMs(deadline));
+    if (!c.ok()) {
+      const Code code = Transient(c.status().code()) ? Code::kUnavailable : c.status().code();
+      return Status(code, "the revision bump could not be counted in etcd, so no node was asked to bump: " +
+                              c.status().message());
+    }
+    count = *c;
+  }
   auto st = State();
   auto nodes = AllNodes(*st);
   std::vector<uint64_t> epochs(nodes.size(), 0);
   auto res = OnEach(nodes, deadline, 0, [&](net::NodeClient& c, size_t j) {
-    auto e = c.BumpRevision(ns);
+    auto e = c.BumpRevision(ns, count);
     if (e.ok()) epochs[j] = *e;
     return e.status();
   });
-  KVC_RETURN_IF_ERROR(AllOf(nodes, res, "the revision bump"));
+  Status all = AllOf(nodes, res, "the revision bump");
+  if (!all.ok() && etcd_)
+    return Status(all.code(), all.message() + "; the bump is recorded in etcd (count " + std::to_string(count) +
+                                  "): the nodes not reached take it up when they return (a restarted node "
+                                  "before it serves)");
+  KVC_RETURN_IF_ERROR(all);
   return *std::max_element(epochs.begin(), epochs.end());
 }
 
@@ -638,7 +712,20 @@ Result<std::string> ClusterClient::StatsJson() {
   return j.dump();
 }
 
-Result<std::string> ClusterClient::TenantCreate(const net::NodeTenantSpec&) {
+Result<std::string> ClusterClient::TenantCreate(const net::NodeTenantSpec& spec) {
+  if (etcd_) {
+    TenantConfig c;
+    c.name = spec.name;
+    if (!spec.isolation.empty()) {
+      auto iso = TenantRegistry::ParseIsolation(spec.isolation);
+      if (!iso.ok()) return iso.status();
+      c.isolation = *iso;
+    }
+    c.host_quota_bytes = spec.host_quota_bytes;
+    c.ssd_quota_bytes = spec.ssd_quota_bytes;
+    c.borrow = spec.borrow;
+    return ClusterTenantCreate(*etcd_, cluster_, std::move(c), options_.node.timeout_ms);
+  }
   // Each node would mint its own credential: a cluster's tenants come from
   // its configuration (kvc cluster tenant), not from one call forwarded.
   return Status(Code::kUnsupported,
@@ -647,6 +734,7 @@ Result<std::string> ClusterClient::TenantCreate(const net::NodeTenantSpec&) {
 }
 
 Result<std::string> ClusterClient::TenantListJson() {
+  if (etcd_) return ClusterTenantListJson(*etcd_, cluster_, options_.node.timeout_ms);
   const auto deadline = Deadline();
   auto st = State();
   Status last(Code::kUnavailable, "the cluster has no node");
@@ -666,6 +754,15 @@ Result<std::string> ClusterClient::TenantListJson() {
 
 Status ClusterClient::TenantSetQuota(const std::string& name, int64_t host_quota_bytes, int64_t ssd_quota_bytes,
                                      int32_t borrow) {
+  if (etcd_) {
+    if (borrow > 1) return InvalidArgument("borrow must be -1 (keep), 0 or 1");
+    std::optional<uint64_t> host, ssd;
+    std::optional<bool> b;
+    if (host_quota_bytes >= 0) host = static_cast<uint64_t>(host_quota_bytes);
+    if (ssd_quota_bytes >= 0) ssd = static_cast<uint64_t>(ssd_quota_bytes);
+    if (borrow >= 0) b = borrow == 1;
+    return ClusterTenantSetQuota(*etcd_, cluster_, name, host, ssd, b, options_.node.timeout_ms);
+  }
   auto st = State();
   auto nodes = AllNodes(*st);
   auto res = OnEach(nodes, Deadline(), 0, [&](net::NodeClient& c, size_t) {
@@ -675,6 +772,7 @@ Status ClusterClient::TenantSetQuota(const std::string& name, int64_t host_quota
 }
 
 Status ClusterClient::TenantDelete(const std::string& name) {
+  if (etcd_) return ClusterTenantDelete(*etcd_, cluster_, name, options_.node.timeout_ms);
   auto st = State();
   auto nodes = AllNodes(*st);
   auto res = OnEach(nodes, Deadline(), 0, [&](net::NodeClient& c, size_t) { return c.TenantDelete(name); });
@@ -688,7 +786,22 @@ Result<std::unique_ptr<net::NodeClient>> OpenClusterClient(std::unique_ptr<Membe
   if (!source) return InvalidArgument("no membership source");
   auto view = source->Current();
   if (!view || view->nodes.empty()) return Status(Code::kUnavailable, "the cluster has no live node");
-  return std::unique_ptr<net::NodeClient>(new ClusterClient(std::move(source), options));
+  std::unique_ptr<EtcdClient> etcd;
+  std::string cluster;
+  if (!options.etcd_address.empty()) {
+#if KVC_HAVE_ETCD
+    auto a = ParseEtcdAddress(options.etcd_address);
+    if (!a.ok()) return a.status();
+    auto e = EtcdClient::Create(a->endpoints);
+    if (!e.ok()) return e.status();
+    etcd = std::move(*e);
+    cluster = a->cluster;
+#else
+    return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+#endif
+  }
+  return std::unique_ptr<net::NodeClient>(
+      new ClusterClient(std::move(source), options, std::move(etcd), std::move(cluster)));
 }
 
 }  // namespace kvc::cluster
@@ -702,6 +815,7 @@ Result<std::unique_ptr<NodeClient>> ConnectCluster(const std::string& address, c
   if (!source.ok()) return source.status();
   cluster::ClusterClientOptions o;
   o.node = options;
+  if (address.rfind("etcd://", 0) == 0) o.etcd_address = address;
   return cluster::OpenClusterClient(std::move(*source), o);
 }
 

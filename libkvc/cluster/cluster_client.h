@@ -17,6 +17,12 @@
 //   lacks is asked of its next owner.
 // - Delete: every node that may hold the key; BumpRevision, tenant
 //   administration: every node. They fail when one node could not be done.
+// - With an etcd cluster (ClusterClientOptions::etcd_address), the cluster
+//   configuration in etcd (etcd_layout.h) backs these: BumpRevision first
+//   counts the bump in etcd and sends the count to every node (a node that
+//   missed it applies it before it serves again); a Delete leaves a hint in
+//   etcd for each node it could not reach; tenant administration reads and
+//   writes the cluster's tenants in etcd instead of asking the nodes.
 // Every call keeps within timeout_ms (NodeClientOptions).
 //
 // Thread-safe: calls may run from any thread at once.
@@ -39,6 +45,10 @@ struct ClusterClientOptions {
   std::string local_node;
   // How long a node that failed is skipped. Default: 1000 ms.
   uint32_t down_ms = 1000;
+  // The "etcd://..." address the membership comes from (ConnectCluster sets
+  // it): revision counts, delete hints and tenants go there. Empty (static
+  // peers, tests): the nodes alone, no cluster configuration.
+  std::string etcd_address;
 };
 
 // The owners of the previous view stay readable this long after a

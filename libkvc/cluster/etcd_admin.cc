@@ -2,6 +2,11 @@
 #ifdef KVC_NET_BUILD
 #include "cluster/etcd_admin.h"
 
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 #if KVC_HAVE_ETCD
@@ -22,7 +27,183 @@ Result<std::unique_ptr<EtcdClient>> Connect(const std::string& address, EtcdAddr
   return EtcdClient::Create(a->endpoints);
 }
 
+// The etcd connection for the cluster configuration: only etcd:// addresses.
+Result<std::unique_ptr<EtcdClient>> ConnectConfig(const std::string& address, EtcdAddress* a) {
+  if (address.rfind("peers:", 0) == 0)
+    return InvalidArgument("'" + address.substr(0, 64) +
+                           "' is a static peer list: it has no etcd to hold the cluster's tenants; give an "
+                           "etcd://HOST:PORT/NAME address, or create tenants on each node (kvc tenant --node)");
+  return Connect(address, a);
+}
+
+using Clock = std::chrono::steady_clock;
+
+uint32_t MsLeft(Clock::time_point end) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count();
+  return left <= 0 ? 0 : static_cast<uint32_t>(left);
+}
+
+Status CheckTenantName(const std::string& name) {
+  if (!ValidName(name)) return InvalidArgument("tenant name '" + name + "' must be 1-64 of [A-Za-z0-9_.-]");
+  return Status::Ok();
+}
+
+std::string RandomHex(size_t bytes) {
+  static const char* d = "0123456789abcdef";
+  std::string raw(bytes, '\0'), h;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+    // Unique enough for a hint id without the system generator.
+    const auto t = Clock::now().time_since_epoch().count();
+    for (size_t i = 0; i < bytes; ++i) raw[i] = static_cast<char>(t >> (8 * (i % 8)));
+  }
+  for (unsigned char c : raw) {
+    h.push_back(d[c >> 4]);
+    h.push_back(d[c & 15]);
+  }
+  return h;
+}
+
 }  // namespace
+
+// ---- Cluster tenants ----
+
+Result<std::string> ClusterTenantCreate(EtcdClient& e, const std::string& cluster, TenantConfig spec,
+                                        uint32_t timeout_ms) {
+  KVC_RETURN_IF_ERROR(CheckTenantName(spec.name));
+  auto credential = TenantRegistry::Mint(spec);
+  if (!credential.ok()) return credential.status();
+  const std::string key = TenantKey(cluster, spec.name);
+  auto t = e.Txn({{key, EtcdCompare::Target::kCreateRevision, 0}}, {{key, EncodeTenant(spec), 0, false}}, timeout_ms);
+  if (!t.ok()) return t.status();
+  if (!t->succeeded)
+    return Status(Code::kExists, "tenant '" + spec.name + "' already exists in cluster '" + cluster + "'");
+  return *credential;
+}
+
+Result<std::string> ClusterTenantListJson(EtcdClient& e, const std::string& cluster, uint32_t timeout_ms) {
+  const std::string prefix = TenantsPrefix(cluster);
+  auto r = e.Range(prefix, true, timeout_ms);
+  if (!r.ok()) return r.status();
+  std::vector<TenantConfig> tenants;
+  for (const auto& kv : r->kvs) {
+    const std::string name = kv.key.substr(prefix.size());
+    auto t = DecodeTenant(name, kv.value);
+    if (!t.ok())
+      return Status(Code::kCorrupt, "etcd key " + kv.key + " does not parse: " + t.status().message());
+    tenants.push_back(std::move(*t));
+  }
+  std::sort(tenants.begin(), tenants.end(),
+            [](const TenantConfig& x, const TenantConfig& y) { return x.name < y.name; });
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : tenants)
+    out.push_back({{"name", t.name},
+                   {"isolation", TenantRegistry::IsolationName(t.isolation)},
+                   {"host_quota_bytes", t.host_quota_bytes},
+                   {"ssd_quota_bytes", t.ssd_quota_bytes},
+                   {"borrow", t.borrow}});
+  return out.dump();
+}
+
+Status ClusterTenantSetQuota(EtcdClient& e, const std::string& cluster, const std::string& name,
+                             std::optional<uint64_t> host, std::optional<uint64_t> ssd, std::optional<bool> borrow,
+                             uint32_t timeout_ms) {
+  KVC_RETURN_IF_ERROR(CheckTenantName(name));
+  const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  const std::string key = TenantKey(cluster, name);
+  for (;;) {
+    auto cur = e.Range(key, false, std::max<uint32_t>(1, MsLeft(end)));
+    if (!cur.ok()) return cur.status();
+    if (cur->kvs.empty()) return NotFound("no tenant '" + name + "' in cluster '" + cluster + "'");
+    auto t = DecodeTenant(name, cur->kvs[0].value);
+    if (!t.ok()) return Status(Code::kCorrupt, "etcd key " + key + " does not parse: " + t.status().message());
+    if (host) t->host_quota_bytes = *host;
+    if (ssd) t->ssd_quota_bytes = *ssd;
+    if (borrow) t->borrow = *borrow;
+    auto r = e.Txn({{key, EtcdCompare::Target::kModRevision, cur->kvs[0].mod_revision}},
+                   {{key, EncodeTenant(*t), 0, false}}, std::max<uint32_t>(1, MsLeft(end)));
+    if (!r.ok()) return r.status();
+    if (r->succeeded) return Status::Ok();
+    if (MsLeft(end) == 0)
+      return Status(Code::kTimeout, "tenant '" + name + "' kept changing in etcd for " + std::to_string(timeout_ms) +
+                                        " ms; try again");
+  }
+}
+
+Status ClusterTenantDelete(EtcdClient& e, const std::string& cluster, const std::string& name, uint32_t timeout_ms) {
+  KVC_RETURN_IF_ERROR(CheckTenantName(name));
+  auto n = e.Delete(TenantKey(cluster, name), false, timeout_ms);
+  if (!n.ok()) return n.status();
+  if (*n == 0) return NotFound("no tenant '" + name + "' in cluster '" + cluster + "'");
+  return Status::Ok();
+}
+
+Result<std::string> ClusterTenantCreate(const std::string& address, TenantConfig spec, uint32_t timeout_ms) {
+  EtcdAddress a;
+  auto etcd = ConnectConfig(address, &a);
+  if (!etcd.ok()) return etcd.status();
+  return ClusterTenantCreate(**etcd, a.cluster, std::move(spec), timeout_ms);
+}
+
+Result<std::string> ClusterTenantListJson(const std::string& address, uint32_t timeout_ms) {
+  EtcdAddress a;
+  auto etcd = ConnectConfig(address, &a);
+  if (!etcd.ok()) return etcd.status();
+  return ClusterTenantListJson(**etcd, a.cluster, timeout_ms);
+}
+
+Status ClusterTenantSetQuota(const std::string& address, const std::string& name, std::optional<uint64_t> host,
+                             std::optional<uint64_t> ssd, std::optional<bool> borrow, uint32_t timeout_ms) {
+  EtcdAddress a;
+  auto etcd = ConnectConfig(address, &a);
+  if (!etcd.ok()) return etcd.status();
+  return ClusterTenantSetQuota(**etcd, a.cluster, name, host, ssd, borrow, timeout_ms);
+}
+
+Status ClusterTenantDelete(const std::string& address, const std::string& name, uint32_t timeout_ms) {
+  EtcdAddress a;
+  auto etcd = ConnectConfig(address, &a);
+  if (!etcd.ok()) return etcd.status();
+  return ClusterTenantDelete(**etcd, a.cluster, name, timeout_ms);
+}
+
+// ---- Revision counts and delete hints ----
+
+Result<uint64_t> CountRevisionBump(EtcdClient& e, const std::string& cluster, const std::string& tenant,
+                                   const net::NodeNamespace& ns, uint32_t timeout_ms) {
+  const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  const std::string key = RevisionKey(cluster, NamespaceId(tenant, ns));
+  for (;;) {
+    auto cur = e.Range(key, false, std::max<uint32_t>(1, MsLeft(end)));
+    if (!cur.ok()) return cur.status();
+    RevisionRecord rec;
+    EtcdCompare cmp{key, EtcdCompare::Target::kCreateRevision, 0};
+    if (!cur->kvs.empty()) {
+      auto old = DecodeRevision(cur->kvs[0].value);
+      if (!old.ok())
+        return Status(Code::kCorrupt, "etcd key " + key + " does not parse: " + old.status().message());
+      rec.count = old->count;
+      cmp = {key, EtcdCompare::Target::kModRevision, cur->kvs[0].mod_revision};
+    }
+    rec.count += 1;
+    rec.tenant = tenant;
+    rec.ns = ns;
+    auto r = e.Txn({cmp}, {{key, EncodeRevision(rec), 0, false}}, std::max<uint32_t>(1, MsLeft(end)));
+    if (!r.ok()) return r.status();
+    if (r->succeeded) return rec.count;
+    if (MsLeft(end) == 0)
+      return Status(Code::kTimeout, "the revision count in etcd kept changing for " + std::to_string(timeout_ms) +
+                                        " ms; try again");
+  }
+}
+
+Result<std::string> WriteDeleteHint(EtcdClient& e, const std::string& cluster, const std::string& node_id,
+                                    const DeleteHint& hint, uint32_t timeout_ms) {
+  if (!ValidName(node_id)) return InvalidArgument("node id '" + node_id + "' must be 1-64 of [A-Za-z0-9_.-]");
+  const std::string key = HintsPrefix(cluster, node_id) + RandomHex(16);
+  auto r = e.Put({key, EncodeDeleteHint(hint), 0, false}, timeout_ms);
+  if (!r.ok()) return r.status();
+  return key;
+}
 
 Status InitCluster(const std::string& address, const ClusterConfig& config, bool overwrite, uint32_t timeout_ms) {
   if (config.replication < 1 || config.replication > 64)
@@ -82,6 +263,19 @@ Status InitCluster(const std::string&, const ClusterConfig&, bool, uint32_t) {
   return Status(Code::kUnsupported, "this kvc was built without etcd membership");
 }
 Status SetNodeState(const std::string&, const std::string&, NodeState, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Result<std::string> ClusterTenantCreate(const std::string&, TenantConfig, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Result<std::string> ClusterTenantListJson(const std::string&, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Status ClusterTenantSetQuota(const std::string&, const std::string&, std::optional<uint64_t>, std::optional<uint64_t>,
+                             std::optional<bool>, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Status ClusterTenantDelete(const std::string&, const std::string&, uint32_t) {
   return Status(Code::kUnsupported, "this kvc was built without etcd membership");
 }
 
