@@ -84,6 +84,17 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
   TuneServerBuilder(b);  // net/grpc_tuning.h
   if (!options.cluster.empty())  // fenced until registered (below)
     s->service_->set_write_fence([](uint64_t) { return Status(Code::kFenced, "the node is not registered yet"); });
+  // The cluster's configuration before the node serves at all, when its id
+  // is known before it binds (not with port 0 and no id or advertised
+  // address: then after, still before it registers).
+  std::string sync_id;
+  if (etcd_cluster) {
+    sync_id = !options.node_id.empty()                  ? options.node_id
+              : !options.advertise.empty()              ? DefaultNodeId(options.advertise)
+              : options.listen.substr(colon + 1) != "0" ? DefaultNodeId(options.listen)
+                                                        : std::string();
+    if (!sync_id.empty()) KVC_RETURN_IF_ERROR(s->StartConfigSync(options.cluster, sync_id));
+  }
   s->server_ = b.BuildAndStart();
   if (s->server_ == nullptr || port == 0)
     return Status(Code::kUnavailable, "cannot listen on " + options.listen);
@@ -103,23 +114,9 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
     ro.cluster = options.cluster;
     ro.address = options.advertise.empty() ? s->address_ : options.advertise;
     ro.node_id = options.node_id.empty() ? DefaultNodeId(ro.address) : options.node_id;
-    if (etcd_cluster) {
-      // The cluster's tenants, revision bumps and the deletes this node
-      // missed, all applied before it registers (cluster/config_sync.h).
-      cluster::ConfigSyncOptions cs;
-      cs.cluster = options.cluster;
-      cs.node_id = ro.node_id;
-      NodeService* svc = s->service_.get();
-      cs.apply_tenants = [svc](const std::vector<TenantConfig>& t) { return svc->ApplyClusterTenants(t); };
-      cs.apply_bump = [svc](const std::string& tenant, const NodeNamespace& ns, uint64_t count) {
-        return svc->ApplyClusterBump(tenant, ns, count).status();
-      };
-      cs.apply_delete = [svc](const std::string& tenant, const NodeNamespace& ns, const BlockKey& key) {
-        return svc->ApplyClusterDelete(tenant, ns, key);
-      };
-      auto sync = cluster::ConfigSync::Start(cs);
-      if (!sync.ok()) return sync.status();
-      s->config_sync_ = std::move(sync).value();
+    if (etcd_cluster && sync_id != ro.node_id) {  // the id only the bound port gives
+      s->config_sync_.reset();
+      KVC_RETURN_IF_ERROR(s->StartConfigSync(options.cluster, ro.node_id));
     }
     ro.zone = options.zone;
     ro.capacity_bytes = options.cache.host_capacity_bytes + options.cache.ssd_capacity_bytes;
@@ -136,6 +133,26 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
     s->service_->set_write_fence([r = s->registration_.get()](uint64_t epoch) { return r->Admit(epoch); });
   }
   return s;
+}
+
+Status NodeServer::StartConfigSync(const std::string& cluster_address, const std::string& node_id) {
+  // The cluster's tenants, revision bumps and the deletes this node missed
+  // (cluster/config_sync.h).
+  cluster::ConfigSyncOptions cs;
+  cs.cluster = cluster_address;
+  cs.node_id = node_id;
+  NodeService* svc = service_.get();
+  cs.apply_tenants = [svc](const std::vector<TenantConfig>& t) { return svc->ApplyClusterTenants(t); };
+  cs.apply_bump = [svc](const std::string& tenant, const NodeNamespace& ns, uint64_t count) {
+    return svc->ApplyClusterBump(tenant, ns, count).status();
+  };
+  cs.apply_delete = [svc](const std::string& tenant, const NodeNamespace& ns, const BlockKey& key) {
+    return svc->ApplyClusterDelete(tenant, ns, key);
+  };
+  auto sync = cluster::ConfigSync::Start(cs);
+  if (!sync.ok()) return sync.status();
+  config_sync_ = std::move(sync).value();
+  return Status::Ok();
 }
 
 NodeServer::~NodeServer() { Shutdown(0); }

@@ -41,7 +41,9 @@ struct NodeServerOptions {
   // Cluster membership (libkvc/cluster): "etcd://..." to register with;
   // empty: standalone. node_id/zone/advertise as kvc_node_server_options.
   // An etcd cluster node also takes up the cluster's configuration
-  // (cluster/config_sync.h) before it registers: its tenants go into
+  // (cluster/config_sync.h) before it registers (before it serves at all
+  // when its id is known before it binds: node_id, advertise or a listen
+  // port other than 0): its tenants go into
   // cache.tenants_path, which defaults (when empty) to
   // <cache.ssd_dir>/tenants.json, or without an SSD tier to a private
   // temporary directory (0700) removed at Shutdown; the revision counts it
@@ -72,6 +74,7 @@ class NodeServer {
 
  private:
   NodeServer() = default;
+  Status StartConfigSync(const std::string& cluster_address, const std::string& node_id);
   std::unique_ptr<Cache> cache_;
   std::unique_ptr<NodeService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -293,3 +293,25 @@ def test_missed_delete_hint_applied_before_registering(etcd, tmp_path):
         eventually(lambda: f"/kvc/{c}/hints/n1/h3" not in etcd.keys(f"/kvc/{c}/hints/"), 5, "the hint removed")
     finally:
         n1.stop()
+
+
+def test_node_without_an_id_takes_up_the_configuration_under_its_address(etcd, tmp_path):
+    # Port 0 and no --node-id: the id comes from the bound address, so the
+    # configuration is read after binding (still before registering).
+    c = "cnoid"
+    cred = credential()
+    put_tenant(etcd, c, "acme", cred)
+    n = Node(etcd.cluster(c), "x", str(tmp_path), start=False)
+    n.argv = [a for a in n.argv if a not in ("--node-id", "x")]
+    n.start()
+    try:
+        assert accepted(n, "acme", cred)
+        node_id = n.address.replace(":", "-")
+        assert f"kvc node {node_id}: cluster config: applied 1 tenants" in n.log()
+        assert etcd.keys(f"/kvc/{c}/nodes/") == [f"/kvc/{c}/nodes/{node_id}"]
+        hint = json.dumps({"op": "delete", "tenant": "acme", "ns": NS, "key": KEY})
+        put_block(n, tmp_path, tenant="acme", cred=cred)
+        etcd.ctl("put", f"/kvc/{c}/hints/{node_id}/h1", hint)
+        eventually(lambda: held(n, tenant="acme", cred=cred) == 0, 5, "the hint applied")
+    finally:
+        n.stop()
