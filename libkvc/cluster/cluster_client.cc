@@ -640,7 +640,31 @@ Status ClusterClient::Delete(const net::NodeNamespace& ns, const BlockKey& key) 
 Result<uint64_t> ClusterClient::BumpRevision(const net::NodeNamespace& ns, uint64_t cluster_count) {
   const auto deadline = Deadline();
   uint64_t count = cluster_count;  // static peers: as given (0: a plain bump)
+  auto st = State();
+  auto nodes = AllNodes(*st);
   if (etcd_) {
+    // Every node takes a counted bump up from etcd, whoever asked: a caller
+    // the nodes refuse (a wrong credential, a bad namespace) must not get
+    // one counted. One node checks the call first (a Match of no keys
+    // authenticates and opens the namespace); none reachable: counted anyway.
+    std::vector<NodeSlot*> order = nodes;
+    std::stable_partition(order.begin(), order.end(), [](NodeSlot* s) { return !s->Down(); });
+    for (NodeSlot* s : order) {
+      if (MsLeft(deadline) <= 0) break;
+      // A paused node must not take the whole deadline: a quarter, 1 s at most.
+      const auto check_deadline =
+          Clock::now() + std::chrono::milliseconds(std::min<int64_t>(MsLeft(deadline) / 4 + 1, 1000));
+      auto c = Acquire(*s, check_deadline, true);
+      if (!c.ok()) continue;
+      t_deadline = check_deadline;
+      auto m = (*c)->Match(ns, {}, nullptr);
+      t_deadline = {};
+      if (m.ok()) break;
+      if (!Transient(m.status().code()))
+        return Status(m.status().code(), "the revision bump was refused by node " + s->address +
+                                             " (nothing was counted or bumped): " + m.status().message());
+      Fail(*s, *c, m.status());
+    }
     // The cluster's count of this namespace's bumps, in etcd: a node that
     // misses the call below applies it when it returns (config_sync.h).
     auto c = CountRevisionBump(*etcd_, cluster_, TenantName(), ns, EtcdMs(deadline));
@@ -651,8 +675,6 @@ Result<uint64_t> ClusterClient::BumpRevision(const net::NodeNamespace& ns, uint6
     }
     count = *c;
   }
-  auto st = State();
-  auto nodes = AllNodes(*st);
   std::vector<uint64_t> epochs(nodes.size(), 0);
   auto res = OnEach(nodes, deadline, 0, [&](net::NodeClient& c, size_t j) {
     auto e = c.BumpRevision(ns, count);

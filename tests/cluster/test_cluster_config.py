@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -107,6 +108,19 @@ def test_tenant_records_cli_and_errors(etcd, tmp_path):
     assert r.returncode == 0, r.stderr
     assert get_json(etcd, "/kvc/cfg/tenants/acme") == dict(rec, ssd_quota_bytes=1 << 30, host_quota_bytes=0,
                                                            borrow=False)
+    # Concurrent changes of different fields all land (read, then a
+    # transaction on the record's mod_revision, retried).
+    for _ in range(3):
+        flags = [["--host-quota", "5MiB"], ["--ssd-quota", "6MiB"], ["--borrow", "yes"]]
+        procs = [subprocess.Popen([KVC, "cluster", "tenant", "set-quota", "--cluster", c, "acme", *f],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in flags]
+        for p in procs:
+            assert p.wait(30) == 0, p.stderr.read()
+        assert get_json(etcd, "/kvc/cfg/tenants/acme") == dict(rec, host_quota_bytes=5 << 20,
+                                                               ssd_quota_bytes=6 << 20, borrow=True)
+        r = run("cluster", "tenant", "set-quota", "--cluster", c, "acme", "--host-quota", "0", "--ssd-quota", "0",
+                "--borrow", "no")
+        assert r.returncode == 0, r.stderr
     r = run("cluster", "tenant", "set-quota", "--cluster", c, "nobody", "--host-quota", "1MiB")
     assert r.returncode == 1 and "KVC_ERR_NOT_FOUND" in r.stderr
     assert etcd.keys("/kvc/cfg/tenants/nobody") == []
@@ -321,6 +335,15 @@ def test_revision_bump_reaches_a_node_that_was_away(etcd, tmp_path):
             assert get(n.address, 0, env) and get(n.address, 1, env) and get(n.address, 0, env, ns=NS2)
         time.sleep(SSD_WRITE_OUT_S)
 
+        # A caller the nodes refuse gets nothing counted (the nodes would
+        # take a counted bump up from etcd, whoever asked).
+        bad = tenant_env("acme", env["KVC_CREDENTIAL"][:-2] + "xx")
+        r = run("cluster", "revision", "bump", "--cluster", cl.address, *NS, env=bad)
+        assert r.returncode == 1 and "KVC_ERR_PERMISSION" in r.stderr and "nothing was counted" in r.stderr, r.stderr
+        r = run("cluster", "revision", "bump", "--cluster", cl.address, *NS[:-2], "--block-tokens", "0", env=env)
+        assert r.returncode == 1 and "KVC_ERR_LAYOUT" in r.stderr, r.stderr
+        assert etcd.keys("/kvc/rev/revisions/") == []
+
         # n2 paused: the bump is counted in etcd and made on n0 and n1; the
         # call fails naming n2 and says the count is recorded.
         n2.proc.send_signal(signal.SIGSTOP)
@@ -365,6 +388,16 @@ def test_revision_bump_reaches_a_node_that_was_away(etcd, tmp_path):
         n1.start()
         cl.registered(n1)
         assert get(n1.address, 6, env), n1.log()
+
+        # Concurrent bumps each get their own count (a transaction on the
+        # record's mod_revision, retried).
+        procs = [subprocess.Popen([KVC, "cluster", "revision", "bump", "--cluster", cl.address, *NS],
+                                  env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(4)]
+        for p in procs:
+            _, err = p.communicate(timeout=30)
+            assert p.returncode == 0, err
+        assert [x["count"] for x in revision_records(etcd, "/kvc/rev/revisions/").values()] == [6]
     finally:
         cl.stop()
 
