@@ -292,6 +292,8 @@ def test_cluster_tenant_taken_up_by_every_node(etcd, tmp_path):
         r = run("tenant", "--node", cl.address, "list", "--json", env=adm)
         assert r.returncode == 0, r.stderr
         assert [t["name"] for t in json.loads(r.stdout)] == ["acme"]
+        r = run("tenant", "--node", cl.address, "list", env=adm)  # the table: no node's ids
+        assert r.returncode == 0 and "acme" in r.stdout, r.stdout + r.stderr
         r = run("tenant", "--node", cl.address, "create", "beta", "--isolation", "shared", "--json", env=adm)
         assert r.returncode == 0, r.stderr
         beta = json.loads(r.stdout)["credential"]
