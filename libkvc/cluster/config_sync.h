@@ -37,6 +37,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,6 +51,8 @@ namespace kvc::cluster {
 
 class EtcdClient;
 class EtcdWatch;
+struct EtcdKv;
+struct EtcdEvent;
 
 struct ConfigSyncOptions {
   std::string cluster;  // "etcd://HOST:PORT[,...]/CLUSTER"
@@ -87,6 +90,14 @@ class ConfigSync {
   Status ListAndApply(uint32_t timeout_ms);
   void Run();
   void Log(const std::string& m) const;
+  // The hooks' side (one thread at a time, see above).
+  void TenantRecord(const std::string& name, const std::string& json);
+  void ApplyTenants();
+  void ApplyRevision(const std::string& key, const std::string& json);
+  void ApplyHint(const EtcdKv& kv);
+  void ApplyEvents(const std::vector<EtcdEvent>& events, int64_t revision);
+  void Count(uint64_t ConfigSyncStats::*field);
+  bool Pause(uint32_t ms);  // false when stopped
 
   ConfigSyncOptions opts_;
   EtcdAddress addr_;
@@ -98,6 +109,12 @@ class ConfigSync {
   ConfigSyncStats stats_;       // GUARDED_BY(mu_)
   std::unique_ptr<EtcdWatch> watch_;  // GUARDED_BY(mu_): Stop cancels it
   std::thread thread_;
+  // The cluster's tenant records as last read (a record that stopped
+  // parsing keeps its last good value). Used by the hooks' thread only.
+  std::map<std::string, TenantConfig> tenants_;
+  // The etcd revisions of the last listing of tenants, revisions, hints:
+  // events at or below them were in it. Used by the hooks' thread only.
+  int64_t listed_[3] = {0, 0, 0};
 };
 
 }  // namespace kvc::cluster

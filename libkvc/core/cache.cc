@@ -609,17 +609,19 @@ Status Cache::Delete(NamespaceState& ns, const BlockKey& key, uint32_t tenant) {
     {
       std::lock_guard<std::mutex> lk(s.mu);
       auto it = s.map.find(bid);
-      if (it == s.map.end()) continue;
-      Entry& e = tier_->pool().at(it->second);
-      const EntryState st = e.state.load();
-      const bool visible = Classify(ns, e, NowMs()) == Found::kHit;
-      if (st == EntryState::kPending) {
-        e.cancelled = kCancelDeleted;
-        UnlinkLocked(s, bid, it->second, EntryState::kZombie);
-      } else {
-        any = any || visible;
-        const EntryId victim = it->second;
-        if (UnlinkLocked(s, bid, victim, EntryState::kDoomed)) to_free = victim;
+      // Not in the host tier: it may still be in the SSD tier (below).
+      if (it != s.map.end()) {
+        Entry& e = tier_->pool().at(it->second);
+        const EntryState st = e.state.load();
+        const bool visible = Classify(ns, e, NowMs()) == Found::kHit;
+        if (st == EntryState::kPending) {
+          e.cancelled = kCancelDeleted;
+          UnlinkLocked(s, bid, it->second, EntryState::kZombie);
+        } else {
+          any = any || visible;
+          const EntryId victim = it->second;
+          if (UnlinkLocked(s, bid, victim, EntryState::kDoomed)) to_free = victim;
+        }
       }
     }
     if (to_free != kNoEntry) FreeEntry(to_free);
