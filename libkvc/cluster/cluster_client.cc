@@ -610,7 +610,7 @@ Status ClusterClient::Delete(const net::NodeNamespace& ns, const BlockKey& key) 
   Status all = AllOf(nodes, res, "delete");
   if (!all.ok() && etcd_) {
     // Each node that could not be reached gets the delete as a hint in
-    // etcd, which it applies before it serves again (config_sync.h).
+    // etcd, which it takes up when it returns (config_sync.h).
     std::string hinted, unhinted;
     for (size_t j = 0; j < nodes.size(); ++j) {
       if (!Transient(res[j].code())) continue;

@@ -278,6 +278,28 @@ Status ClusterTenantSetQuota(const std::string&, const std::string&, std::option
 Status ClusterTenantDelete(const std::string&, const std::string&, uint32_t) {
   return Status(Code::kUnsupported, "this kvc was built without etcd membership");
 }
+// No EtcdClient exists in such a build: the cluster client never calls these.
+Result<std::string> ClusterTenantCreate(EtcdClient&, const std::string&, TenantConfig, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Result<std::string> ClusterTenantListJson(EtcdClient&, const std::string&, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Status ClusterTenantSetQuota(EtcdClient&, const std::string&, const std::string&, std::optional<uint64_t>,
+                             std::optional<uint64_t>, std::optional<bool>, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Status ClusterTenantDelete(EtcdClient&, const std::string&, const std::string&, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Result<uint64_t> CountRevisionBump(EtcdClient&, const std::string&, const std::string&, const net::NodeNamespace&,
+                                   uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Result<std::string> WriteDeleteHint(EtcdClient&, const std::string&, const std::string&, const DeleteHint&,
+                                    uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
 
 #endif  // KVC_HAVE_ETCD
 
