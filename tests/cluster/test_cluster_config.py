@@ -302,8 +302,12 @@ def test_cluster_tenant_taken_up_by_every_node(etcd, tmp_path):
         assert r.returncode == 1 and "KVC_ERR_EXISTS" in r.stderr
         eventually(lambda: match_tokens(cl.nodes[2].address, tenant_env("beta", beta)).returncode == 0, 10,
                    "tenant beta usable on node n2")
+        r = run("tenant", "--node", cl.address, "set-quota", "beta", "--ssd-quota", "7MiB", env=adm)
+        assert r.returncode == 0, r.stderr
+        assert get_json(etcd, "/kvc/ten/tenants/beta")["ssd_quota_bytes"] == 7 << 20
         r = run("tenant", "--node", cl.address, "delete", "beta", env=adm)
         assert r.returncode == 0, r.stderr
+        assert etcd.keys("/kvc/ten/tenants/beta") == []
 
         # Delete: every node refuses the credential; local tenants stay.
         r = run("cluster", "tenant", "delete", "--cluster", cl.address, "acme")
