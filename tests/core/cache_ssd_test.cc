@@ -176,6 +176,27 @@ TEST_CASE("delete removes a block from every tier") {
   CHECK(c->Delete(ns, K(3)).code() == Code::kNotFound);
 }
 
+TEST_CASE("delete removes a block held only by the SSD tier (after a restart)") {
+  // Cache::Delete skipped the SSD tier when the host tier had no entry of
+  // the key: it answered NOT_FOUND and the block was served again.
+  TempDir d;
+  {
+    auto c = Open(d.path);
+    auto& ns = **c->OpenNamespace(Fields());
+    REQUIRE(Put(*c, ns, 4, true, true).ok());
+  }
+  auto c = Open(d.path, 256 * 1024, /*promote=*/false);
+  auto& ns = **c->OpenNamespace(Fields());
+  uint8_t tier = 0;
+  REQUIRE(c->Match(ns, std::vector<BlockKey>{K(4)}, &tier) == 1);
+  CHECK(tier == 3);  // on the SSD tier only
+  REQUIRE(c->Delete(ns, K(4)).ok());
+  std::vector<uint8_t> buf(ns.shard_bytes);
+  CHECK(c->Load(ns, K(4), 0, buf.data()).code() == Code::kNotFound);
+  CHECK(c->Match(ns, std::vector<BlockKey>{K(4)}, nullptr) == 0);
+  CHECK(c->Delete(ns, K(4)).code() == Code::kNotFound);
+}
+
 TEST_CASE("a second cache on the same SSD directory is refused") {
   TempDir d;
   auto c = Open(d.path);
