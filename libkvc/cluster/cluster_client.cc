@@ -372,7 +372,7 @@ std::vector<Status> ClusterClient::OnEach(const std::vector<NodeSlot*>& nodes, C
 
 Status ClusterClient::AllOf(const std::vector<NodeSlot*>& nodes, const std::vector<Status>& res, const char* what) {
   size_t done = 0;
-  std::string why;
+  std::string failed, why;
   Code code = Code::kOk;
   for (size_t j = 0; j < res.size(); ++j) {
     if (res[j].ok() || res[j].code() == Code::kNotFound) {
@@ -380,11 +380,13 @@ Status ClusterClient::AllOf(const std::vector<NodeSlot*>& nodes, const std::vect
       continue;
     }
     if (code == Code::kOk || (Transient(code) && !Transient(res[j].code()))) code = res[j].code();
+    failed += (failed.empty() ? "" : ", ") + nodes[j]->address;
     why += "; node " + nodes[j]->address + ": " + res[j].message();
   }
   if (done == res.size()) return Status::Ok();
+  // The nodes first, then their reasons (which can be long).
   return Status(code, std::string(what) + " done on " + std::to_string(done) + " of " + std::to_string(res.size()) +
-                          " nodes" + why);
+                          " nodes (not on " + failed + ")" + why);
 }
 
 std::string ClusterClient::IdOf(const ViewState& st, const NodeSlot* s) {
@@ -625,11 +627,13 @@ Status ClusterClient::Delete(const net::NodeNamespace& ns, const BlockKey& key) 
       else
         unhinted += "; no hint for node " + id + ": " + h.status().message();
     }
-    std::string msg = all.message();
+    // What was done first: the nodes' reasons can be long (kvc_error keeps
+    // 255 bytes).
+    std::string msg;
     if (!hinted.empty())
-      msg += "; a hint was left in etcd for node(s) " + hinted +
-             ": they take it up when they return (a restarted node before it serves)";
-    return Status(all.code(), msg + unhinted);
+      msg = "a hint was left in etcd for node(s) " + hinted +
+            ", which take the delete up when they return (a restarted node before it serves); ";
+    return Status(all.code(), msg + all.message() + unhinted);
   }
   if (!all.ok()) return all;
   for (const auto& s : res)
@@ -683,9 +687,9 @@ Result<uint64_t> ClusterClient::BumpRevision(const net::NodeNamespace& ns, uint6
   });
   Status all = AllOf(nodes, res, "the revision bump");
   if (!all.ok() && etcd_)
-    return Status(all.code(), all.message() + "; the bump is recorded in etcd (count " + std::to_string(count) +
+    return Status(all.code(), "the bump is recorded in etcd (count " + std::to_string(count) +
                                   "): the nodes not reached take it up when they return (a restarted node "
-                                  "before it serves)");
+                                  "before it serves); " + all.message());
   KVC_RETURN_IF_ERROR(all);
   return *std::max_element(epochs.begin(), epochs.end());
 }

@@ -489,7 +489,21 @@ def libkvc():
     lib.kvc_node_bump_revision.argtypes = [ctypes.c_void_p, ctypes.POINTER(NamespaceOptions),
                                            ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(KvcError)]
     lib.kvc_node_close.argtypes = [ctypes.c_void_p]
+    lib.kvc_node_delete.argtypes = [ctypes.c_void_p, ctypes.POINTER(NamespaceOptions), ctypes.c_char_p,
+                                    ctypes.POINTER(KvcError)]
+    lib.kvc_node_stats_json.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(KvcError)]
+    lib.kvc_string_free.argtypes = [ctypes.c_void_p]
     return lib
+
+
+def handle_nodes(lib, node):
+    """The node ids of a cluster handle's current view (its stats)."""
+    out, err = ctypes.c_void_p(), KvcError()
+    assert lib.kvc_node_stats_json(node, ctypes.byref(out), ctypes.byref(err)) == 0, err.message
+    try:
+        return sorted(n["id"] for n in json.loads(ctypes.string_at(out.value).decode())["cluster"]["nodes"])
+    finally:
+        lib.kvc_string_free(out)
 
 
 def test_bump_without_etcd_bumps_nothing(etcd, tmp_path):
@@ -510,7 +524,21 @@ def test_bump_without_etcd_bumps_nothing(etcd, tmp_path):
             err.message
         assert [x["count"] for x in revision_records(etcd, "/kvc/noetcd/revisions/").values()] == [1]
         assert put(cl.address, 0, env).returncode == 0
+        assert put(cl.address, 1, env).returncode == 0
         assert all(get(n.address, 0, env) for n in cl.nodes)
+
+        # n2 stops cleanly and leaves the view; for a while the handle still
+        # asks the previous view's owners, so a delete now leaves n2 a hint.
+        n2 = cl.nodes[2]
+        n2.stop()
+        eventually(lambda: handle_nodes(lib, node) == ["n0", "n1"], 10, "the handle saw n2 leave")
+        rc = lib.kvc_node_delete(node, ctypes.byref(ns), bytes.fromhex(key(1)), ctypes.byref(err))
+        assert rc == KVC_ERR_UNAVAILABLE and b"hint was left in etcd for node(s) n2" in err.message, err.message
+        hints = etcd.keys("/kvc/noetcd/hints/")
+        assert len(hints) == 1 and hints[0].startswith("/kvc/noetcd/hints/n2/"), hints
+        assert get_json(etcd, hints[0])["key"] == key(1)
+        assert not get(cl.nodes[0].address, 1, env) and not get(cl.nodes[1].address, 1, env)
+
         # etcd gone: the handle still knows the nodes, but the bump cannot be
         # counted, so no node is asked: the block stays everywhere.
         etcd.kill()
@@ -519,7 +547,7 @@ def test_bump_without_etcd_bumps_nothing(etcd, tmp_path):
         assert time.monotonic() - t0 < 5
         assert rc == KVC_ERR_UNAVAILABLE, (rc, err.message)
         assert b"could not be counted in etcd, so no node was asked" in err.message, err.message
-        assert all(get(n.address, 0, env) for n in cl.nodes)
+        assert all(get(n.address, 0, env) for n in cl.nodes[:2])
     finally:
         if node:
             lib.kvc_node_close(node)
