@@ -62,6 +62,12 @@ class EvictionPolicy {
   // returns true, or nullopt when there is none. Does not erase it.
   virtual std::optional<PolicyHandle> Victim(const EvictablePredicate& evictable) = 0;
 
+  // Every tracked handle, once each, hottest first: the blocks the policy
+  // would keep longest come first (roughly the reverse of the order Victim
+  // would name them in, ignoring pins). A draining node hands blocks off in
+  // this order (docs/policies.md, "Hottest first"). O(size()).
+  virtual std::vector<PolicyHandle> HottestFirst() const = 0;
+
   // How many handles are tracked.
   virtual size_t size() const = 0;
   // Policy-specific state for stats (e.g. the adaptive window's share), as

@@ -50,6 +50,14 @@ class HandleLists {
   PolicyHandle Front(uint8_t list) const { return Handle(next_[list]); }
   // The handle after `h` on its list (towards the back), or kNoHandle.
   PolicyHandle Next(PolicyHandle h) const { return Handle(next_[Node(h)]); }
+  // The newest handle of `list`, or kNoHandle when it is empty.
+  PolicyHandle Back(uint8_t list) const { return Handle(prev_[list]); }
+  // The handle before `h` on its list (towards the front), or kNoHandle.
+  PolicyHandle Prev(PolicyHandle h) const { return Handle(prev_[Node(h)]); }
+  // Appends the handles of `list` to *out, newest first.
+  void AppendNewestFirst(uint8_t list, std::vector<PolicyHandle>* out) const {
+    for (PolicyHandle h = Back(list); h != kNoHandle; h = Prev(h)) out->push_back(h);
+  }
 
   // The first handle of `list`, from the front, for which `pred` is true, or
   // kNoHandle. O(number of handles skipped).

@@ -25,6 +25,8 @@ class LruPolicy final : public EvictionPolicy {
   void RecordMiss(uint64_t /*key_hash*/) override {}
   void Erase(PolicyHandle h) override;
   std::optional<PolicyHandle> Victim(const EvictablePredicate& evictable) override;
+  // Most recently inserted or touched first.
+  std::vector<PolicyHandle> HottestFirst() const override;
   size_t size() const override { return lists_.Size(0); }
 
  private:

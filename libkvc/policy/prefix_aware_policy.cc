@@ -74,6 +74,25 @@ std::optional<PolicyHandle> PrefixAwarePolicy::Victim(const EvictablePredicate& 
   return run({this, &PrefixAwarePolicy::FindLowest, &evictable});
 }
 
+std::vector<PolicyHandle> PrefixAwarePolicy::HottestFirst() const {
+  const std::vector<PolicyHandle> base = base_->HottestFirst();
+  std::vector<PolicyHandle> out;
+  out.reserve(base.size());
+  std::vector<uint8_t> listed(tracked_.size(), 0);
+  std::vector<PolicyHandle> chain;
+  for (PolicyHandle h : base) {
+    // h and its unlisted ancestors, listed root first. Each handle is
+    // listed once, so the whole walk is O(n).
+    chain.clear();
+    for (PolicyHandle a = h; a != kNoHandle && !listed[a]; a = parent_[a]) chain.push_back(a);
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+      listed[*it] = 1;
+      out.push_back(*it);
+    }
+  }
+  return out;
+}
+
 void PrefixAwarePolicy::Link(PolicyHandle child, PolicyHandle p) {
   parent_[child] = p;
   prev_sibling_[child] = last_child_[p];

@@ -42,6 +42,11 @@ class PrefixAwarePolicy final : public EvictionPolicy {
   void RecordMiss(uint64_t key_hash) override { base_->RecordMiss(key_hash); }
   void Erase(PolicyHandle h) override;
   std::optional<PolicyHandle> Victim(const EvictablePredicate& evictable) override;
+  // The base policy's order, except that a block's tracked ancestors come
+  // before it (a chain is only usable from its root down, and this policy
+  // evicts leaves first): each block in the base's order is preceded by
+  // those of its ancestors not yet listed, root first.
+  std::vector<PolicyHandle> HottestFirst() const override;
   size_t size() const override { return base_->size(); }
   // The base policy's gauges.
   std::vector<std::pair<std::string, double>> Gauges() const override { return base_->Gauges(); }

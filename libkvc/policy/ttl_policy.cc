@@ -37,6 +37,14 @@ void TtlPolicy::Erase(PolicyHandle h) {
   }
 }
 
+std::vector<PolicyHandle> TtlPolicy::HottestFirst() const {
+  std::vector<PolicyHandle> out;
+  out.reserve(size());
+  forever_.AppendNewestFirst(0, &out);
+  for (auto it = expiring_.rbegin(); it != expiring_.rend(); ++it) out.push_back(std::get<2>(*it));
+  return out;
+}
+
 std::optional<PolicyHandle> TtlPolicy::Victim(const EvictablePredicate& evictable) {
   for (const Key& k : expiring_)
     if (evictable(std::get<2>(k))) return std::get<2>(k);

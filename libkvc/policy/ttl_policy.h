@@ -31,6 +31,9 @@ class TtlPolicy final : public EvictionPolicy {
   void RecordMiss(uint64_t /*key_hash*/) override {}
   void Erase(PolicyHandle h) override;
   std::optional<PolicyHandle> Victim(const EvictablePredicate& evictable) override;
+  // The reverse of the eviction order: blocks without an expiry, newest
+  // first, then those with one, latest expiry first. Hits change nothing.
+  std::vector<PolicyHandle> HottestFirst() const override;
   size_t size() const override { return expiring_.size() + forever_.Size(0); }
 
  private:

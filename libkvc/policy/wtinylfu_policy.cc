@@ -97,6 +97,15 @@ std::optional<PolicyHandle> WTinyLfuPolicy::Victim(const EvictablePredicate& evi
   return std::nullopt;
 }
 
+std::vector<PolicyHandle> WTinyLfuPolicy::HottestFirst() const {
+  std::vector<PolicyHandle> out;
+  out.reserve(size());
+  lists_.AppendNewestFirst(kProtected, &out);
+  lists_.AppendNewestFirst(kWindow, &out);
+  lists_.AppendNewestFirst(kProbation, &out);
+  return out;
+}
+
 std::vector<std::pair<std::string, double>> WTinyLfuPolicy::Gauges() const {
   return {{"window_share", window_share()},
           {"window_weight", static_cast<double>(weight_of_[kWindow])},

@@ -79,6 +79,11 @@ class WTinyLfuPolicy final : public EvictionPolicy {
   void RecordMiss(uint64_t key_hash) override;
   void Erase(PolicyHandle h) override;
   std::optional<PolicyHandle> Victim(const EvictablePredicate& evictable) override;
+  // The protected segment newest first, then the window newest first, then
+  // probation newest first: the reverse of the order blocks leave in
+  // (probation's oldest go first, protected last). The sketch is not
+  // consulted (docs/policies.md says why).
+  std::vector<PolicyHandle> HottestFirst() const override;
   size_t size() const override;
   // window_share (the window's target share of the capacity), window_weight,
   // probation_weight, protected_weight, sketch_resets, climber_samples.
