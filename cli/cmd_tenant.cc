@@ -91,7 +91,9 @@ void PrintTable(const nlohmann::json& tenants) {
   std::printf("%-20s %4s %-9s %14s %14s %s\n", "NAME", "ID", "ISOLATION", "HOST_QUOTA", "SSD_QUOTA", "BORROW");
   for (const auto& t : tenants) {
     auto q = [](uint64_t b) { return b ? FormatSize(b) : std::string("-"); };
-    std::printf("%-20s %4u %-9s %14s %14s %s\n", t["name"].get<std::string>().c_str(), t["id"].get<unsigned>(),
+    // A cluster address lists the cluster's tenants from etcd: no node's ids.
+    const std::string id = t.contains("id") ? std::to_string(t["id"].get<unsigned>()) : "-";
+    std::printf("%-20s %4s %-9s %14s %14s %s\n", t["name"].get<std::string>().c_str(), id.c_str(),
                 t["isolation"].get<std::string>().c_str(), q(t["host_quota_bytes"]).c_str(),
                 q(t["ssd_quota_bytes"]).c_str(), t["borrow"].get<bool>() ? "yes" : "no");
   }
