@@ -242,7 +242,11 @@ def test_paused_node_is_fenced_until_it_reregisters(etcd, tmp_path):
             n.proc.send_signal(signal.SIGCONT)
             r = store(n.address, e1, "b")
             assert r["code"] == FENCED, r
-            assert "lease" in r["message"]
+            # Refused by the lease rule; or, if the node had registered again
+            # already (seen once in five runs on a machine loaded by several
+            # builds), by the epoch rule: e1 is older than its new epoch.
+            assert "lease" in r["message"] or (
+                "epoch" in r["message"] and n.log().count("registered as") >= 2), (r, n.log())
             assert store(n.address, 0, "b")["code"] == FENCED
             # Reads go on while the node only judges its lease stale by its
             # own clock. If etcd got to answer that the lease expired before
