@@ -81,6 +81,19 @@ KVC_EXPORT int kvc_cluster_drain(const char* address, const char* node_id, int u
   });
 }
 
+KVC_EXPORT int kvc_cluster_forget(const char* address, const char* node_id, uint32_t timeout_ms, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    KVC_REQUIRE_ARG(address, "address");
+    KVC_REQUIRE_ARG(node_id, "node_id");
+#if defined(KVC_NODE)
+    return cluster::ForgetNode(address, node_id, nullptr, TimeoutOf(timeout_ms));
+#else
+    (void)timeout_ms;
+    return NoCluster();
+#endif
+  });
+}
+
 // ---- Cluster tenants (in etcd) ----
 
 KVC_EXPORT int kvc_cluster_tenant_create(const char* address, const kvc_tenant_options* opts,

@@ -849,6 +849,16 @@ KVC_API int kvc_cluster_nodes_json(char **out, const char *address,
  * KVC_ERR_NOT_FOUND when no node of that id is registered. */
 KVC_API int kvc_cluster_drain(const char *address, const char *node_id,
                               int undo, uint32_t timeout_ms, kvc_error *err);
+/* Forgets the retired node `node_id`: removes its roster record (every
+ * node that ever registered is in the roster, and a delete leaves a hint
+ * for each one it did not reach) and its pending delete hints. Forget only
+ * a node that will not come back with its old SSD tier: one that does
+ * serves the blocks deleted meanwhile. KVC_ERR_INVALID_ARGUMENT while the
+ * node is registered (stop it first), or for a "peers:" address;
+ * KVC_ERR_NOT_FOUND when the cluster has neither a roster record nor hints
+ * for it. */
+KVC_API int kvc_cluster_forget(const char *address, const char *node_id,
+                               uint32_t timeout_ms, kvc_error *err);
 
 /* ---- Cluster tenants (docs/cluster.md, "Cluster configuration") ---------
  *

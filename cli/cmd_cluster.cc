@@ -1,6 +1,7 @@
-// kvc cluster init|nodes|status|drain|tenant|revision|up|down: administer a
-// kvc cluster (docs/cluster.md) through the C ABI: the kvc_cluster_* calls
-// for what lives in etcd (config, drain marks, tenants), the kvc_node_* calls
+// kvc cluster init|nodes|status|drain|forget|tenant|revision|up|down:
+// administer a kvc cluster (docs/cluster.md) through the C ABI: the
+// kvc_cluster_* calls for what lives in etcd (config, drain marks, the
+// roster, tenants), the kvc_node_* calls
 // on each registered node for stats, and a cluster connection
 // (kvc_node_connect on the cluster address) for revision bumps. `up` and
 // `down` start and stop a local cluster (etcd and N `kvc serve` processes on
@@ -281,6 +282,17 @@ int RunDrain(const ClusterArgs& a) {
     std::printf("%s\n", out.dump(2).c_str());
   else
     std::printf("node %s: %s\n", a.node_id.c_str(), state);
+  return kExitOk;
+}
+
+int RunForget(const ClusterArgs& a) {
+  kvc_error err{};
+  if (kvc_cluster_forget(a.cluster.c_str(), a.node_id.c_str(), a.timeout_ms, &err) != KVC_OK)
+    return FailStatus("cluster forget", "node " + a.node_id, err);
+  if (a.out == Output::kJson)
+    std::printf("%s\n", json{{"id", a.node_id}, {"forgotten", true}}.dump(2).c_str());
+  else
+    std::printf("node %s: forgotten (roster record and pending delete hints removed)\n", a.node_id.c_str());
   return kExitOk;
 }
 
@@ -655,6 +667,13 @@ Registration RegisterCluster(CLI::App& root) {
                     "the hand-off ends done");
   AddOutputFlags(drain, &a->out, false);
   drain->callback([=] { *run = [=] { return RunDrain(*a); }; });
+
+  auto* forget = app->add_subcommand(
+      "forget", "Forget a retired node: remove its roster record and pending delete hints (refused while registered)");
+  AddCluster(forget, a.get());
+  forget->add_option("node_id", a->node_id, "The node's id")->required();
+  AddOutputFlags(forget, &a->out, false);
+  forget->callback([=] { *run = [=] { return RunForget(*a); }; });
 
   auto* tenant = app->add_subcommand("tenant", "The cluster's tenants, in etcd (every node takes them up)");
   tenant->require_subcommand(1);

@@ -212,6 +212,10 @@ class ClusterClient final : public net::NodeClient {
   // one status per node (a node that cannot be reached: its failure).
   std::vector<Status> OnEach(const std::vector<NodeSlot*>& nodes, Clock::time_point deadline, uint64_t epoch,
                              const std::function<Status(net::NodeClient&, size_t)>& fn, bool force = true);
+  // Delete, for the nodes of `ids` (given a hint, outside the view) that
+  // are registered now: the delete sent to each directly.
+  Status DeleteOnLateNodes(const std::set<std::string>& ids, const net::NodeNamespace& ns, const BlockKey& key,
+                           Clock::time_point deadline);
   // The status of a call made on several nodes that needs all of them.
   static Status AllOf(const std::vector<NodeSlot*>& nodes, const std::vector<Status>& res, const char* what);
   // The id of the node at `s` in the view or the one before ("" if none).
@@ -602,43 +606,142 @@ Result<size_t> ClusterClient::MatchTokens(const net::NodeNamespace& ns, const st
 
 Status ClusterClient::Delete(const net::NodeNamespace& ns, const BlockKey& key) {
   const auto deadline = Deadline();
-  // With etcd, the node calls leave part of the budget for the hints.
-  const auto node_deadline =
-      etcd_ ? deadline - std::chrono::milliseconds(std::min<int64_t>(kHintReserveMs, options_.node.timeout_ms / 4))
-            : deadline;
   auto st = State();
-  std::vector<NodeSlot*> nodes = ReadCandidates(*st, key);
+  if (!etcd_) {
+    // Static peers: the read order only (no roster to reach the others).
+    std::vector<NodeSlot*> nodes = ReadCandidates(*st, key);
+    auto res = OnEach(nodes, deadline, 0, [&](net::NodeClient& c, size_t) { return c.Delete(ns, key); });
+    KVC_RETURN_IF_ERROR(AllOf(nodes, res, "delete"));
+    for (const auto& s : res)
+      if (s.ok()) return Status::Ok();
+    return NotFound();
+  }
+  // With etcd: every node of the view (a node that held the key under an
+  // older placement may still have it; deletes are rare, so the fan-out is
+  // cheap), plus the previous view's owners of the key; then a hint for
+  // every node of the roster that did not answer, in or out of the view.
+  // The node calls leave part of the budget for etcd.
+  const auto node_deadline =
+      deadline - std::chrono::milliseconds(std::min<int64_t>(kHintReserveMs, options_.node.timeout_ms / 4));
+  std::vector<NodeSlot*> nodes = AllNodes(*st);
+  for (NodeSlot* s : ReadCandidates(*st, key))
+    if (std::find(nodes.begin(), nodes.end(), s) == nodes.end()) nodes.push_back(s);
+  // The roster is read while the nodes work.
+  auto roster_f = std::async(std::launch::async, [&] { return ReadRoster(*etcd_, cluster_, EtcdMs(deadline)); });
   auto res = OnEach(nodes, node_deadline, 0, [&](net::NodeClient& c, size_t) { return c.Delete(ns, key); });
-  Status all = AllOf(nodes, res, "delete");
-  if (!all.ok() && etcd_) {
-    // Each node that could not be reached gets the delete as a hint in
-    // etcd, which it takes up when it returns (config_sync.h).
-    std::string hinted, unhinted;
-    for (size_t j = 0; j < nodes.size(); ++j) {
-      if (!Transient(res[j].code())) continue;
-      const std::string id = IdOf(*st, nodes[j]);
-      if (id.empty()) {
-        unhinted += "; no hint for node " + nodes[j]->address + ": it is in no view";
-        continue;
-      }
-      auto h = WriteDeleteHint(*etcd_, cluster_, id, DeleteHint{TenantName(), ns, key}, EtcdMs(deadline));
-      if (h.ok())
-        hinted += (hinted.empty() ? "" : ", ") + id;
-      else
-        unhinted += "; no hint for node " + id + ": " + h.status().message();
+  auto roster = roster_f.get();
+
+  std::set<std::string> answered;  // node ids that said OK or not found
+  std::vector<std::string> targets;  // the ids to leave a hint
+  std::string refused;
+  bool any_ok = false;
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    const std::string id = IdOf(*st, nodes[j]);
+    if (res[j].ok() || res[j].code() == Code::kNotFound) {
+      any_ok = any_ok || res[j].ok();
+      if (!id.empty()) answered.insert(id);
+    } else if (!Transient(res[j].code())) {
+      refused += (refused.empty() ? "" : ", ") + nodes[j]->address;
     }
+  }
+  if (!refused.empty()) {
+    // A refusal (a wrong credential, a bad namespace) is the caller's: no
+    // hint, which every node would apply whoever asked.
+    const Status all = AllOf(nodes, res, "delete");
+    return Status(all.code(), "the delete was refused by node(s) " + refused + " (no hint was written); " +
+                                  all.message());
+  }
+  std::string unhinted;
+  for (size_t j = 0; j < nodes.size(); ++j) {
+    if (!Transient(res[j].code())) continue;
+    const std::string id = IdOf(*st, nodes[j]);
+    if (id.empty())
+      unhinted += "; no hint for node " + nodes[j]->address + ": it is in no view";
+    else if (std::find(targets.begin(), targets.end(), id) == targets.end())
+      targets.push_back(id);
+  }
+  if (roster.ok()) {
+    for (const auto& e : *roster)
+      if (!answered.count(e.id) && std::find(targets.begin(), targets.end(), e.id) == targets.end()) {
+        targets.push_back(e.id);
+      }
+  }
+  Status hints = Status::Ok();
+  if (!targets.empty())
+    hints = WriteDeleteHints(*etcd_, cluster_, targets, DeleteHint{TenantName(), ns, key}, EtcdMs(deadline));
+  std::string ids;
+  for (const auto& t : targets) ids += (ids.empty() ? "" : ", ") + t;
+  if (!roster.ok() || !hints.ok()) {
+    // Nodes outside the view may still hold the block, with nothing to tell
+    // them: the delete is not done.
+    const Status& why = !roster.ok() ? roster.status() : hints;
+    std::string msg = !roster.ok() ? "the roster of nodes could not be read from etcd, so nodes outside the "
+                                     "view may keep the block"
+                                   : "the delete hint(s) for node(s) " + ids + " could not be written to etcd";
+    Status all = AllOf(nodes, res, "delete");
+    if (!all.ok()) msg += "; " + all.message();
+    msg += "; etcd: " + why.message() + unhinted;
+    return Status(Code::kUnavailable, msg);
+  }
+  // A node away that registered while this ran may have listed its hints
+  // before they were written: ask it directly (its watch would take the
+  // hint up too, but only a moment after it serves).
+  std::set<std::string> in_view;
+  for (const auto& n : st->view->nodes) in_view.insert(n.id);
+  std::set<std::string> away;
+  for (const auto& t : targets)
+    if (!in_view.count(t)) away.insert(t);
+  if (!away.empty()) {
+    Status late = DeleteOnLateNodes(away, ns, key, deadline);
+    if (!late.ok()) {
+      std::string msg = "a hint was left in etcd for node(s) " + ids + "; " + late.message();
+      Status all = AllOf(nodes, res, "delete");
+      if (!all.ok()) msg += "; " + all.message();
+      return Status(late.code(), msg + unhinted);
+    }
+  }
+  Status all = AllOf(nodes, res, "delete");
+  if (!all.ok()) {
     // What was done first: the nodes' reasons can be long (kvc_error keeps
     // 255 bytes).
     std::string msg;
-    if (!hinted.empty())
-      msg = "a hint was left in etcd for node(s) " + hinted +
+    if (!targets.empty())
+      msg = "a hint was left in etcd for node(s) " + ids +
             ", which take the delete up when they return (a restarted node before it serves); ";
     return Status(all.code(), msg + all.message() + unhinted);
   }
-  if (!all.ok()) return all;
-  for (const auto& s : res)
-    if (s.ok()) return Status::Ok();
-  return NotFound();
+  // Every node of the view answered; the roster's other nodes apply their
+  // hints before they serve again.
+  return any_ok ? Status::Ok() : NotFound();
+}
+
+Status ClusterClient::DeleteOnLateNodes(const std::set<std::string>& ids, const net::NodeNamespace& ns,
+                                        const BlockKey& key, Clock::time_point deadline) {
+  const std::string prefix = NodesPrefix(cluster_);
+  auto reg = etcd_->Range(prefix, true, EtcdMs(deadline));
+  if (!reg.ok())
+    return Status(Code::kUnavailable,
+                  "cannot check in etcd whether those nodes registered meanwhile: " + reg.status().message());
+  std::vector<std::shared_ptr<NodeSlot>> late;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& kv : reg->kvs) {
+      const std::string id = kv.key.substr(prefix.size());
+      if (!ids.count(id)) continue;
+      auto n = DecodeNode(id, kv.value);
+      if (!n.ok() || n->address.empty()) continue;
+      auto& slot = slots_[n->address];
+      if (!slot) slot = std::make_shared<NodeSlot>(n->address);
+      late.push_back(slot);
+    }
+  }
+  if (late.empty()) return Status::Ok();
+  std::vector<NodeSlot*> nodes;
+  for (const auto& s : late) nodes.push_back(s.get());
+  auto res = OnEach(nodes, deadline, 0, [&](net::NodeClient& c, size_t) { return c.Delete(ns, key); });
+  Status all = AllOf(nodes, res, "the delete on nodes that registered while it ran");
+  if (all.ok()) return all;
+  return Status(all.code(), all.message() + " (each applies its hint from its watch)");
 }
 
 Result<uint64_t> ClusterClient::BumpRevision(const net::NodeNamespace& ns, uint64_t cluster_count) {

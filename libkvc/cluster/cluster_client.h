@@ -15,14 +15,20 @@
 //   kPreviousViewMs after a change; a miss or a failure moves to the next.
 // - Match: the keys grouped per owner, asked in parallel; a key one owner
 //   lacks is asked of its next owner.
-// - Delete: every node that may hold the key; BumpRevision, tenant
-//   administration: every node. They fail when one node could not be done.
+// - Delete: static peers: every node that may hold the key; etcd: every
+//   node of the view (and the previous view's owners of the key), then a
+//   hint in etcd for every node of the roster that did not answer.
+//   BumpRevision, tenant administration: every node. They fail when one
+//   node (of the view) could not be done.
 // - With an etcd cluster (ClusterClientOptions::etcd_address), the cluster
 //   configuration in etcd (etcd_layout.h) backs these: BumpRevision first
 //   counts the bump in etcd and sends the count to every node (a node that
 //   missed it applies it before it serves again); a Delete leaves a hint in
-//   etcd for each node it could not reach; tenant administration reads and
-//   writes the cluster's tenants in etcd instead of asking the nodes.
+//   etcd for each node of the roster (every node that ever registered,
+//   etcd_layout.h) it did not reach, in the view or not, and fails
+//   KVC_ERR_UNAVAILABLE when etcd cannot take them; tenant administration
+//   reads and writes the cluster's tenants in etcd instead of asking the
+//   nodes.
 // Every call keeps within timeout_ms (NodeClientOptions).
 //
 // Thread-safe: calls may run from any thread at once.

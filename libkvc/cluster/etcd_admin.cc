@@ -205,6 +205,94 @@ Result<std::string> WriteDeleteHint(EtcdClient& e, const std::string& cluster, c
   return key;
 }
 
+Status WriteDeleteHints(EtcdClient& e, const std::string& cluster, const std::vector<std::string>& node_ids,
+                        const DeleteHint& hint, uint32_t timeout_ms) {
+  const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  const std::string value = EncodeDeleteHint(hint);
+  constexpr size_t kPerTxn = 64;
+  for (size_t i = 0; i < node_ids.size(); i += kPerTxn) {
+    std::vector<EtcdPut> puts;
+    for (size_t j = i; j < node_ids.size() && j < i + kPerTxn; ++j) {
+      if (!ValidName(node_ids[j]))
+        return InvalidArgument("node id '" + node_ids[j] + "' must be 1-64 of [A-Za-z0-9_.-]");
+      puts.push_back({HintsPrefix(cluster, node_ids[j]) + RandomHex(16), value, 0, false});
+    }
+    auto t = e.Txn({}, puts, std::max<uint32_t>(1, MsLeft(end)));
+    if (!t.ok()) return t.status();
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<RosterEntry>> ReadRoster(EtcdClient& e, const std::string& cluster, uint32_t timeout_ms) {
+  const std::string prefix = RosterPrefix(cluster);
+  auto r = e.Range(prefix, true, timeout_ms);
+  if (!r.ok()) return r.status();
+  std::vector<RosterEntry> out;
+  for (const auto& kv : r->kvs) {
+    const std::string id = kv.key.substr(prefix.size());
+    if (!ValidName(id)) continue;  // not a node id: nothing could take a hint for it
+    auto d = DecodeRosterEntry(id, kv.value);
+    if (d.ok()) {
+      out.push_back(std::move(*d));
+    } else {
+      RosterEntry bare;
+      bare.id = id;
+      out.push_back(std::move(bare));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const RosterEntry& a, const RosterEntry& b) { return a.id < b.id; });
+  return out;
+}
+
+Status ForgetNode(const std::string& address, const std::string& node_id, uint64_t* hints_removed,
+                  uint32_t timeout_ms) {
+  if (hints_removed) *hints_removed = 0;
+  if (!ValidName(node_id)) return InvalidArgument("node id '" + node_id + "' must be 1-64 of [A-Za-z0-9_.-]");
+  if (address.rfind("peers:", 0) == 0)
+    return InvalidArgument("'" + address.substr(0, 64) + "' is a static peer list: it has no roster to forget a node from");
+  const auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto left = [&] { return std::max<uint32_t>(1, MsLeft(end)); };
+  EtcdAddress a;
+  auto etcd = Connect(address, &a);
+  if (!etcd.ok()) return etcd.status();
+  EtcdClient& e = **etcd;
+  const std::string node_key = NodeKey(a.cluster, node_id), roster_key = RosterKey(a.cluster, node_id);
+  auto registered = [&]() -> Result<bool> {
+    auto r = e.Range(node_key, false, left());
+    if (!r.ok()) return r.status();
+    return !r->kvs.empty();
+  };
+  auto reg = registered();
+  if (!reg.ok()) return reg.status();
+  if (*reg)
+    return InvalidArgument("node '" + node_id + "' is registered in cluster '" + a.cluster +
+                           "': only a node that has stopped can be forgotten (stop it first)");
+  auto roster = e.Range(roster_key, false, left());
+  if (!roster.ok()) return roster.status();
+  auto removed = e.Delete(HintsPrefix(a.cluster, node_id), true, left());
+  if (!removed.ok()) return removed.status();
+  if (hints_removed) *hints_removed = static_cast<uint64_t>(*removed);
+  if (!roster->kvs.empty()) {
+    auto d = e.DeleteIf(roster_key, roster->kvs[0].mod_revision, left());
+    if (!d.ok()) return d.status();
+  }
+  // A node that registered meanwhile wrote its roster record before its
+  // registration: put it back, so that deletes keep reaching it.
+  reg = registered();
+  if (!reg.ok()) return reg.status();
+  if (*reg) {
+    if (!roster->kvs.empty())
+      (void)e.Txn({{roster_key, EtcdCompare::Target::kCreateRevision, 0}},
+                  {{roster_key, roster->kvs[0].value, 0, false}}, left());
+    return InvalidArgument("node '" + node_id + "' registered while it was being forgotten: its roster record "
+                           "was kept" + (*removed ? " (" + std::to_string(*removed) + " pending hint(s) were "
+                           "already removed)" : std::string()));
+  }
+  if (roster->kvs.empty() && *removed == 0)
+    return NotFound("cluster '" + a.cluster + "' has no roster record and no hints for node '" + node_id + "'");
+  return Status::Ok();
+}
+
 Status InitCluster(const std::string& address, const ClusterConfig& config, bool overwrite, uint32_t timeout_ms) {
   if (config.replication < 1 || config.replication > 64)
     return InvalidArgument("replication must be in 1..64, not " + std::to_string(config.replication));
@@ -298,6 +386,17 @@ Result<uint64_t> CountRevisionBump(EtcdClient&, const std::string&, const std::s
 }
 Result<std::string> WriteDeleteHint(EtcdClient&, const std::string&, const std::string&, const DeleteHint&,
                                     uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+
+Status WriteDeleteHints(EtcdClient&, const std::string&, const std::vector<std::string>&, const DeleteHint&,
+                        uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Result<std::vector<RosterEntry>> ReadRoster(EtcdClient&, const std::string&, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Status ForgetNode(const std::string&, const std::string&, uint64_t*, uint32_t) {
   return Status(Code::kUnsupported, "this kvc was built without etcd membership");
 }
 

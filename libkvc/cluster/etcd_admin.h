@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cluster/etcd_layout.h"
 #include "cluster/membership.h"
@@ -75,6 +76,28 @@ Result<uint64_t> CountRevisionBump(EtcdClient& etcd, const std::string& cluster,
 // node missed; returns the key written.
 Result<std::string> WriteDeleteHint(EtcdClient& etcd, const std::string& cluster, const std::string& node_id,
                                     const DeleteHint& hint, uint32_t timeout_ms);
+// The same hint for each of `node_ids` (valid ids), in transactions of at
+// most 64 puts (etcd's default limit is 128 operations): one round trip for
+// up to 64 nodes. An error means some hints may not have been written.
+Status WriteDeleteHints(EtcdClient& etcd, const std::string& cluster, const std::vector<std::string>& node_ids,
+                        const DeleteHint& hint, uint32_t timeout_ms);
+
+// ---- The roster (/kvc/<cluster>/roster/<id>: every node that ever
+// registered; written by cluster/registration.cc) ----
+
+// The roster, sorted by id. A record that does not parse still names its
+// node (address "", first_registered 0): a delete must reach it all the same.
+Result<std::vector<RosterEntry>> ReadRoster(EtcdClient& etcd, const std::string& cluster, uint32_t timeout_ms);
+
+// `kvc cluster forget`: removes retired node `node_id`'s roster record and
+// its pending delete hints. KVC_ERR_INVALID_ARGUMENT while the node is
+// registered (stop it first) or for a bad id; KVC_ERR_NOT_FOUND when the
+// cluster has neither a roster record nor hints for it. *hints_removed (may
+// be null) receives how many hints were deleted. If the node registers
+// while the call runs, its roster record is written back and the call fails
+// with KVC_ERR_INVALID_ARGUMENT.
+Status ForgetNode(const std::string& address, const std::string& node_id, uint64_t* hints_removed,
+                  uint32_t timeout_ms);
 
 }  // namespace kvc::cluster
 

@@ -176,6 +176,26 @@ std::string RevisionKey(const std::string& cluster, const std::string& ns_id) {
 std::string HintsPrefix(const std::string& cluster, const std::string& node_id) {
   return ClusterPrefix(cluster) + "hints/" + node_id + "/";
 }
+std::string RosterPrefix(const std::string& cluster) { return ClusterPrefix(cluster) + "roster/"; }
+std::string RosterKey(const std::string& cluster, const std::string& node_id) {
+  return RosterPrefix(cluster) + node_id;
+}
+
+std::string EncodeRosterEntry(const RosterEntry& e) {
+  return nlohmann::json{{"address", e.address}, {"first_registered", e.first_registered_ms}}.dump();
+}
+
+Result<RosterEntry> DecodeRosterEntry(const std::string& id, const std::string& json) {
+  auto j = nlohmann::json::parse(json, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return Status(Code::kCorrupt, "the roster record of node '" + id + "' is not a JSON object");
+  RosterEntry e;
+  e.id = id;
+  if (auto it = j.find("address"); it != j.end() && it->is_string()) e.address = it->get<std::string>();
+  if (auto it = j.find("first_registered"); it != j.end() && it->is_number_integer())
+    e.first_registered_ms = it->get<int64_t>();
+  return e;
+}
 
 std::string EncodeTenant(const TenantConfig& t) {
   return nlohmann::json{{"isolation", TenantRegistry::IsolationName(t.isolation)},

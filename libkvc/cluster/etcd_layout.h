@@ -22,6 +22,12 @@
 //                                  {"op":"delete","tenant","ns":{...},"key":hex}
 //                                  a delete the node missed; it deletes the
 //                                  hint once applied
+//   /kvc/<cluster>/roster/<node-id>
+//                                  {"address","first_registered": unix ms}
+//                                  every node that ever registered (no
+//                                  lease; kvc cluster forget removes it):
+//                                  a delete leaves a hint for each one it
+//                                  did not reach
 // "ns" is a NodeNamespace as JSON: {"hash","model","revision","adapter",
 // "dtype","layers","kv_heads","head_dim","block_tokens","shards"}.
 //
@@ -70,6 +76,18 @@ std::string TenantKey(const std::string& cluster, const std::string& name);
 std::string RevisionsPrefix(const std::string& cluster);  // ".../revisions/"
 std::string RevisionKey(const std::string& cluster, const std::string& ns_id);
 std::string HintsPrefix(const std::string& cluster, const std::string& node_id);  // ".../hints/<id>/"
+std::string RosterPrefix(const std::string& cluster);  // ".../roster/"
+std::string RosterKey(const std::string& cluster, const std::string& node_id);
+
+// A roster record: the node's address when it first registered, and when
+// (unix ms). `id` comes from the key.
+struct RosterEntry {
+  std::string id;
+  std::string address;
+  int64_t first_registered_ms = 0;
+};
+std::string EncodeRosterEntry(const RosterEntry& e);
+Result<RosterEntry> DecodeRosterEntry(const std::string& id, const std::string& json);
 
 // A tenant record: `name` comes from the key, `id` is each node's own (0
 // here); credential_sha256 and salt as TenantConfig holds them (salt raw).

@@ -50,6 +50,7 @@ Result<std::unique_ptr<Registration>> Registration::Start(const RegistrationOpti
     return InvalidArgument("the lease TTL must be 2..3600 seconds, not " + std::to_string(r->ttl_s_));
   r->key_ = NodeKey(a->cluster, r->id_);
   r->drain_key_ = DrainingKey(a->cluster, r->id_);
+  r->roster_key_ = RosterKey(a->cluster, r->id_);
   auto etcd = EtcdClient::Create(a->endpoints);
   if (!etcd.ok()) return etcd.status();
   r->etcd_ = std::move(etcd).value();
@@ -62,7 +63,25 @@ Result<std::unique_ptr<Registration>> Registration::Start(const RegistrationOpti
   return r;
 }
 
+Status Registration::WriteRoster(uint32_t timeout_ms) {
+  RosterEntry e;
+  e.id = id_;
+  e.address = opts_.address;
+  e.first_registered_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  // Created only if absent: the first registration's address and time stay.
+  auto t = etcd_->Txn({{roster_key_, EtcdCompare::Target::kCreateRevision, 0}},
+                      {{roster_key_, EncodeRosterEntry(e), 0, false}}, timeout_ms);
+  if (!t.ok()) return Status(t.status().code(), "cannot write the roster record: " + t.status().message());
+  return Status::Ok();
+}
+
 Status Registration::Register(uint32_t timeout_ms) {
+  // In the roster before the node record (at every registration: a node
+  // forgotten while its lease had expired comes back): a delete made once
+  // the node is gone from the view must still find it there.
+  KVC_RETURN_IF_ERROR(WriteRoster(timeout_ms));
   NodeInfo n;
   n.id = id_;
   n.address = opts_.address;

@@ -17,6 +17,12 @@
 // Otherwise KVC_ERR_FENCED. Without etcd for longer than the TTL the node
 // fences every write (the safe side) while reads go on.
 //
+// Before each registration the node writes its permanent roster
+// record /kvc/<cluster>/roster/<id> (no lease; created if absent, so a
+// restart keeps the first one): a delete made while the node is out of the
+// view leaves it a hint there (cluster_client.h). `kvc cluster forget`
+// removes it once the node is retired.
+//
 // Thread-safe: Admit() and registered_epoch() from any thread.
 #ifndef KVC_CLUSTER_REGISTRATION_H_
 #define KVC_CLUSTER_REGISTRATION_H_
@@ -87,11 +93,12 @@ class Registration {
  private:
   Registration() = default;
   Status Register(uint32_t timeout_ms);
+  Status WriteRoster(uint32_t timeout_ms);  // before each registration
   void Run();
   void Log(const std::string& m) const;
 
   RegistrationOptions opts_;
-  std::string id_, key_, drain_key_;
+  std::string id_, key_, drain_key_, roster_key_;
   uint32_t ttl_s_ = 6;
   std::unique_ptr<EtcdClient> etcd_;
 

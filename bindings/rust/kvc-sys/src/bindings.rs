@@ -921,6 +921,18 @@ extern "C" {
     pub fn kvc_cluster_drain(address: *const c_char, node_id: *const c_char, undo: c_int, timeout_ms: u32, err: *mut kvc_error) -> c_int;
 
     /// ```text
+    /// Forgets the retired node `node_id`: removes its roster record (every
+    /// node that ever registered is in the roster, and a delete leaves a hint
+    /// for each one it did not reach) and its pending delete hints. Forget only
+    /// a node that will not come back with its old SSD tier: one that does
+    /// serves the blocks deleted meanwhile. KVC_ERR_INVALID_ARGUMENT while the
+    /// node is registered (stop it first), or for a "peers:" address;
+    /// KVC_ERR_NOT_FOUND when the cluster has neither a roster record nor hints
+    /// for it.
+    /// ```
+    pub fn kvc_cluster_forget(address: *const c_char, node_id: *const c_char, timeout_ms: u32, err: *mut kvc_error) -> c_int;
+
+    /// ```text
     /// Creates the tenant; *out_credential (free with kvc_string_free) is its
     /// credential, shown this once. KVC_ERR_EXISTS if the cluster has one of
     /// that name; KVC_ERR_INVALID_ARGUMENT for a bad name or isolation.
