@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "util/checksum.h"
 
@@ -681,11 +683,18 @@ void Cache::ForEachHostBlock(const std::function<void(const HostBlock&)>& fn) {
     auto lk = tier_->Lock();
     EntryPool& pool = tier_->pool();
     const size_t n = pool.slots();
-    for (size_t id = 0; id < n; ++id) {
-      const Entry& e = pool.at(static_cast<EntryId>(id));
-      if (e.state.load(std::memory_order_acquire) != EntryState::kCommitted || !e.has_memory) continue;
+    std::vector<uint8_t> seen(n, 0);
+    auto take = [&](EntryId id) {
+      if (id >= n || seen[id]) return;
+      seen[id] = 1;
+      const Entry& e = pool.at(id);
+      if (e.state.load(std::memory_order_acquire) != EntryState::kCommitted || !e.has_memory) return;
       raw.push_back({e.ns, e.key, e.shard, e.tenant, e.size, e.epoch, e.expires_at});
-    }
+    };
+    // The policy's order; then, so that none is left out, any committed
+    // block the policy does not track (none is expected).
+    for (EntryId id : tier_->HottestFirstLocked()) take(id);
+    for (size_t id = 0; id < n; ++id) take(static_cast<EntryId>(id));
   }
   std::vector<NamespaceState*> nss;
   {
@@ -706,6 +715,83 @@ void Cache::ForEachHostBlock(const std::function<void(const HostBlock&)>& fn) {
     b.ttl_left_ms = r.expires_at == 0 ? 0 : r.expires_at - now;
     fn(b);
   }
+}
+
+namespace {
+
+struct SsdIdHash {
+  size_t operator()(const SsdBlockId& id) const {
+    return id.key.Low64() ^ (id.ns.Low64() * 0x9E3779B97F4A7C15ull) ^ (uint64_t{id.shard} << 47);
+  }
+};
+
+int64_t UnixMsNow() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+void Cache::ForEachSsdOnlyBlock(const std::function<void(const HostBlock&)>& fn, SsdOnlySkips* skips) {
+  SsdOnlySkips local;
+  SsdOnlySkips& sk = skips != nullptr ? *skips : local;
+  if (!ssd_) return;
+  std::vector<NamespaceState*> nss;
+  {
+    std::lock_guard<std::mutex> lk(ns_mu_);
+    nss = ns_by_index_;
+  }
+  std::unordered_map<BlockKey, NamespaceState*, BlockKeyHash> by_seed;
+  for (NamespaceState* ns : nss)
+    if (ns != nullptr) by_seed.emplace(ns->hasher.seed(), ns);
+  // What the host tier holds (any state: a pending store or a doomed block
+  // is not this function's to copy either).
+  std::unordered_set<SsdBlockId, SsdIdHash> on_host;
+  {
+    auto lk = tier_->Lock();
+    EntryPool& pool = tier_->pool();
+    const size_t n = pool.slots();
+    for (size_t id = 0; id < n; ++id) {
+      const Entry& e = pool.at(static_cast<EntryId>(id));
+      if (e.state.load(std::memory_order_acquire) != EntryState::kCommitted || !e.has_memory) continue;
+      if (e.ns >= nss.size() || nss[e.ns] == nullptr) continue;
+      on_host.insert(SsdBlockId{nss[e.ns]->hasher.seed(), e.key, e.shard});
+    }
+  }
+  std::vector<std::pair<SsdBlockId, SsdMeta>> blocks;
+  ssd_->ForEach([&](const SsdBlockId& id, const SsdMeta& m) { blocks.emplace_back(id, m); });
+  const int64_t now = UnixMsNow();
+  for (const auto& [id, m] : blocks) {
+    if (on_host.count(id) != 0) {
+      ++sk.on_host;
+      continue;
+    }
+    auto it = by_seed.find(id.ns);
+    if (it == by_seed.end()) {
+      ++sk.unknown_namespace;
+      continue;
+    }
+    NamespaceState* ns = it->second;
+    if (m.epoch != ns->epoch.load(std::memory_order_acquire)) {
+      ++sk.stale;
+      continue;
+    }
+    if (m.expires_at_unix_ms != 0 && m.expires_at_unix_ms <= now) continue;  // ForEach raced it
+    HostBlock b;
+    b.ns = ns;
+    b.key = id.key;
+    b.shard = id.shard;
+    b.tenant = m.tenant;
+    b.size = m.len;
+    b.ttl_left_ms = m.expires_at_unix_ms == 0 ? 0 : m.expires_at_unix_ms - now;
+    fn(b);
+  }
+}
+
+Status Cache::ReadSsdBlock(const HostBlock& b, std::vector<uint8_t>* out) {
+  if (!ssd_ || b.ns == nullptr) return NotFound("no SSD tier");
+  out->resize(b.size);
+  return ssd_->Read(SsdIdOf(*b.ns, b.key, b.shard), out->data(), b.size);
 }
 
 void Cache::SweepStripes(int64_t now) {

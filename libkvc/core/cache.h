@@ -200,9 +200,27 @@ class Cache {
   };
   // The committed, unexpired host blocks of the namespaces' current epochs
   // (no pending or doomed ones), collected under the tier lock and then
-  // passed to `fn` outside it, in no particular order (the policy offers no
-  // order to walk). A block may be gone by the time `fn` reads it.
+  // passed to `fn` outside it, hottest first in the host policy's order
+  // (EvictionPolicy::HottestFirst). A block may be gone by the time `fn`
+  // reads it.
   void ForEachHostBlock(const std::function<void(const HostBlock&)>& fn);
+  // What ForEachSsdOnlyBlock left out.
+  struct SsdOnlySkips {
+    uint64_t on_host = 0;            // also on the host tier (ForEachHostBlock has it)
+    uint64_t unknown_namespace = 0;  // of a namespace not opened here since the start
+    uint64_t stale = 0;              // of an older epoch of its namespace
+  };
+  // The unexpired blocks held only by the SSD tier, hottest first in the SSD
+  // policy's order, as HostBlocks (size: the shard's length). The SSD index
+  // keeps a namespace's seed, not its fields, so only blocks of namespaces
+  // opened in this cache (since it started) can be named; the others are
+  // counted in skips->unknown_namespace. Read one with ReadSsdBlock. No-op
+  // without an SSD tier. `skips` may be null.
+  void ForEachSsdOnlyBlock(const std::function<void(const HostBlock&)>& fn, SsdOnlySkips* skips = nullptr);
+  // Copies an SSD block ForEachSsdOnlyBlock yielded into *out, without
+  // promoting it or telling the SSD policy. KVC_ERR_NOT_FOUND when it is gone
+  // (or no SSD tier), else as SsdTier::Read.
+  Status ReadSsdBlock(const HostBlock& b, std::vector<uint8_t>* out);
   // Makes every block owed to the SSD tier (write-back demotions, earlier
   // write-through stores) durable. OK without an SSD tier.
   Status Flush();

@@ -1397,9 +1397,12 @@ void SsdTier::Impl::ForEach(
     Lock lk(mu_);
     const int64_t now = NowUnixMs();
     all.reserve(index_.size());
-    for (const auto& [id, handle] : index_) {
+    // Hottest first: the policy tracks every indexed record (handle = its
+    // slot in recs_).
+    for (const PolicyHandle handle : policy_->HottestFirst()) {
+      if (handle >= recs_.size()) continue;
       const Rec& r = recs_[handle];
-      if (!Expired(r.meta, now)) all.emplace_back(id, r.meta);
+      if (r.live && !Expired(r.meta, now)) all.emplace_back(r.id, r.meta);
     }
   }
   for (const auto& [id, meta] : all) fn(id, meta);

@@ -176,7 +176,9 @@ class SsdTier {
   uint64_t TenantBlocks(uint32_t tenant) const;
 
   // Calls fn for every present, unexpired block (inspection, warm index
-  // rebuild), on a snapshot taken under the lock: fn may call the tier.
+  // rebuild, a drain's hand-off), hottest first in the tier policy's order
+  // (EvictionPolicy::HottestFirst), on a snapshot taken under the lock: fn
+  // may call the tier.
   void ForEach(const std::function<void(const SsdBlockId&, const SsdMeta&)>& fn) const;
 
   SsdStats Stats() const;
