@@ -86,6 +86,10 @@ class HostTier {
   void RememberGone(const BlockKey& key, Gone why);
   Gone RecallGone(const BlockKey& key) const;
 
+  // Every block the policy tracks, hottest first (EvictionPolicy::HottestFirst).
+  // REQUIRES: tier lock.
+  std::vector<EntryId> HottestFirstLocked() const { return policy_->HottestFirst(); }
+
   uint64_t used_bytes() const { return used_bytes_.load(std::memory_order_relaxed); }
   uint64_t blocks() const { return blocks_.load(std::memory_order_relaxed); }
   uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
