@@ -717,21 +717,17 @@ Status ClusterClient::Delete(const net::NodeNamespace& ns, const BlockKey& key) 
 
 Status ClusterClient::DeleteOnLateNodes(const std::set<std::string>& ids, const net::NodeNamespace& ns,
                                         const BlockKey& key, Clock::time_point deadline) {
-  const std::string prefix = NodesPrefix(cluster_);
-  auto reg = etcd_->Range(prefix, true, EtcdMs(deadline));
+  auto reg = RegisteredAddresses(*etcd_, cluster_, EtcdMs(deadline));
   if (!reg.ok())
     return Status(Code::kUnavailable,
                   "cannot check in etcd whether those nodes registered meanwhile: " + reg.status().message());
   std::vector<std::shared_ptr<NodeSlot>> late;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    for (const auto& kv : reg->kvs) {
-      const std::string id = kv.key.substr(prefix.size());
+    for (const auto& [id, address] : *reg) {
       if (!ids.count(id)) continue;
-      auto n = DecodeNode(id, kv.value);
-      if (!n.ok() || n->address.empty()) continue;
-      auto& slot = slots_[n->address];
-      if (!slot) slot = std::make_shared<NodeSlot>(n->address);
+      auto& slot = slots_[address];
+      if (!slot) slot = std::make_shared<NodeSlot>(address);
       late.push_back(slot);
     }
   }

@@ -244,6 +244,20 @@ Result<std::vector<RosterEntry>> ReadRoster(EtcdClient& e, const std::string& cl
   return out;
 }
 
+Result<std::map<std::string, std::string>> RegisteredAddresses(EtcdClient& e, const std::string& cluster,
+                                                               uint32_t timeout_ms) {
+  const std::string prefix = NodesPrefix(cluster);
+  auto r = e.Range(prefix, true, timeout_ms);
+  if (!r.ok()) return r.status();
+  std::map<std::string, std::string> out;
+  for (const auto& kv : r->kvs) {
+    const std::string id = kv.key.substr(prefix.size());
+    auto n = DecodeNode(id, kv.value);
+    if (n.ok() && !n->address.empty()) out[id] = n->address;
+  }
+  return out;
+}
+
 Status ForgetNode(const std::string& address, const std::string& node_id, uint64_t* hints_removed,
                   uint32_t timeout_ms) {
   if (hints_removed) *hints_removed = 0;
@@ -394,6 +408,9 @@ Status WriteDeleteHints(EtcdClient&, const std::string&, const std::vector<std::
   return Status(Code::kUnsupported, "this kvc was built without etcd membership");
 }
 Result<std::vector<RosterEntry>> ReadRoster(EtcdClient&, const std::string&, uint32_t) {
+  return Status(Code::kUnsupported, "this kvc was built without etcd membership");
+}
+Result<std::map<std::string, std::string>> RegisteredAddresses(EtcdClient&, const std::string&, uint32_t) {
   return Status(Code::kUnsupported, "this kvc was built without etcd membership");
 }
 Status ForgetNode(const std::string&, const std::string&, uint64_t*, uint32_t) {

@@ -10,6 +10,7 @@
 #define KVC_CLUSTER_ETCD_ADMIN_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -88,6 +89,11 @@ Status WriteDeleteHints(EtcdClient& etcd, const std::string& cluster, const std:
 // The roster, sorted by id. A record that does not parse still names its
 // node (address "", first_registered 0): a delete must reach it all the same.
 Result<std::vector<RosterEntry>> ReadRoster(EtcdClient& etcd, const std::string& cluster, uint32_t timeout_ms);
+
+// The registered nodes now (nodes/), as id -> address; records that do not
+// parse are left out.
+Result<std::map<std::string, std::string>> RegisteredAddresses(EtcdClient& etcd, const std::string& cluster,
+                                                               uint32_t timeout_ms);
 
 // `kvc cluster forget`: removes retired node `node_id`'s roster record and
 // its pending delete hints. KVC_ERR_INVALID_ARGUMENT while the node is
