@@ -10,14 +10,15 @@ namespace kvc::net {
 
 namespace {
 
-// The HTTP/2 write buffer of both ends: a whole chunk message
-// (kMaxChunkBytes of data and its header) fits. gRPC holds a message
-// written with the buffer hint until more than this many bytes wait, so
-// that a load's last chunk leaves with the call's status (the sync server
-// writes a last message with the buffer hint), and a put's last chunk with
-// its commit and half-close (node_client.cc), in one write. With gRPC's
-// default of 64 KiB each 1 MiB chunk went out on its own and the status or
-// the commit in a second write.
+// The node's HTTP/2 write buffer: a whole chunk message (kMaxChunkBytes of
+// data and its header) fits. gRPC holds a message written with the buffer
+// hint until more than this many bytes wait, and the sync server writes a
+// stream's last message with the hint: so a load's last chunk leaves with
+// the call's status in one write. With gRPC's default of 64 KiB the chunk
+// went out on its own and the status in a second write, which the client
+// waited for. (The same on the client, with a put's chunks written with the
+// hint so that the last one left with the commit and the half-close, made
+// puts slower: docs/benchmarks.md.)
 constexpr int kWriteBufferBytes = static_cast<int>(2 * kMaxChunkBytes);
 
 // Socket reads: gRPC starts a connection at 8 KiB a recvmsg and grows the
@@ -46,7 +47,6 @@ void TuneServerBuilder(grpc::ServerBuilder& b) {
 }
 
 void TuneChannelArguments(grpc::ChannelArguments& args) {
-  args.SetInt(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, kWriteBufferBytes);
   SetReadChunks([&](const char* name, int v) { args.SetInt(name, v); });
 }
 

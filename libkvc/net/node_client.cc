@@ -448,11 +448,12 @@ Status GrpcNodeClient::Put(const NodeNamespace& ns, const BlockKey& key, uint32_
                        uint64_t ttl_ms, const BlockKey* parent) {
   grpc::ClientContext ctx;
   impl_->Prepare(&ctx);
-  // Fewer writes and wake-ups per put: the headers go with the begin
-  // message (corked), and the chunks are written with the buffer hint,
-  // which the channel's write buffer (net/grpc_tuning.cc) holds until the
-  // commit and the half-close (WriteLast) join them: a 1 MiB put is two
-  // writes (the new stream's headers leave at once), not three.
+  // Fewer packets and wake-ups per put: the headers go with the begin
+  // message (corked, buffer hint), the commit with the half-close
+  // (WriteLast); a 1 MiB put is three writes (strace): headers and begin,
+  // the chunk, the commit. Writing the chunks with the buffer hint too, so
+  // that the last one left with the commit, made puts slower
+  // (docs/benchmarks.md, "Node over loopback").
   ctx.set_initial_metadata_corked(true);
   v1::StoreResponse resp;
   std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
@@ -470,7 +471,7 @@ Status GrpcNodeClient::Put(const NodeNamespace& ns, const BlockKey& key, uint32_
   bool ok = writer->Write(BufferOf(m), grpc::WriteOptions().set_buffer_hint());
   for (uint64_t off = 0; ok && off < len;) {
     const uint64_t n = std::min<uint64_t>(kMaxChunkBytes, len - off);
-    ok = writer->Write(ChunkBuffer(off, static_cast<const uint8_t*>(src) + off, n), grpc::WriteOptions().set_buffer_hint());
+    ok = writer->Write(ChunkBuffer(off, static_cast<const uint8_t*>(src) + off, n));
     off += n;
   }
   if (ok) {
