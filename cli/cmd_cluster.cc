@@ -244,8 +244,9 @@ int RunDrain(const ClusterArgs& a) {
   const char* state = a.undo ? "up" : "draining";
   json out{{"id", a.node_id}, {"state", state}};
   if (!a.undo && a.wait_s > 0) {
-    // The node copies its blocks to their new owners and writes the outcome
-    // into its record ("handoff": done, failed or no-admin-token).
+    // The node copies its blocks to their new owners, hottest first, and
+    // writes the outcome into its record ("handoff": done, failed,
+    // no-admin-token, or stopped under the test-only KVC_HANDOFF_MAX_BLOCKS).
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_s);
     std::string handoff;
     uint64_t handed_off = 0;

@@ -1,10 +1,13 @@
 // Compiled only into kvc_net with the etcd stubs (libkvc/cluster/CMakeLists.txt);
-// without them (KVC_HAVE_ETCD 0) only what a Registration's destructor needs.
+// without them (KVC_HAVE_ETCD 0) only what the destructors of a
+// Registration and a ConfigSync need.
 #if defined(KVC_NET_BUILD) && !KVC_HAVE_ETCD
 #include "cluster/etcd_client.h"
 namespace kvc::cluster {
 struct EtcdClient::Endpoint {};
 EtcdClient::~EtcdClient() = default;
+struct EtcdWatch::Rep {};
+EtcdWatch::~EtcdWatch() = default;
 }  // namespace kvc::cluster
 #endif
 
