@@ -174,7 +174,9 @@ Result<EtcdTxnResult> EtcdClient::Txn(const std::vector<EtcdCompare>& compare, c
   for (const auto& c : compare) {
     auto* pc = req.add_compare();
     pc->set_key(c.key);
-    pc->set_result(etcdserverpb::Compare::EQUAL);
+    if (c.prefix) pc->set_range_end(EtcdPrefixEnd(c.key));
+    pc->set_result(c.result == EtcdCompare::Result::kLess ? etcdserverpb::Compare::LESS
+                                                          : etcdserverpb::Compare::EQUAL);
     if (c.target == EtcdCompare::Target::kCreateRevision) {
       pc->set_target(etcdserverpb::Compare::CREATE);
       pc->set_create_revision(c.value);

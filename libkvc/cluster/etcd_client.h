@@ -41,12 +41,17 @@ struct EtcdRange {
 };
 
 // One comparison of a transaction: key's create_revision or mod_revision
-// equal to `value` (0 with kCreateRevision: the key does not exist).
+// equal to (or, with kLess, below) `value` (0 with kCreateRevision and
+// kEqual: the key does not exist). prefix: the comparison holds for every
+// key under `key` (etcd's range_end; true when there is none).
 struct EtcdCompare {
   enum class Target { kCreateRevision, kModRevision };
+  enum class Result { kEqual, kLess };
   std::string key;
   Target target = Target::kCreateRevision;
   int64_t value = 0;
+  Result result = Result::kEqual;
+  bool prefix = false;
 };
 
 struct EtcdPut {

@@ -51,11 +51,14 @@ Result<std::unique_ptr<Registration>> Registration::Start(const RegistrationOpti
   r->key_ = NodeKey(a->cluster, r->id_);
   r->drain_key_ = DrainingKey(a->cluster, r->id_);
   r->roster_key_ = RosterKey(a->cluster, r->id_);
+  r->hints_prefix_ = HintsPrefix(a->cluster, r->id_);
   auto etcd = EtcdClient::Create(a->endpoints);
   if (!etcd.ok()) return etcd.status();
   r->etcd_ = std::move(etcd).value();
   Status s = r->Register(options.timeout_ms ? options.timeout_ms : 5000);
-  if (!s.ok() && s.code() != Code::kExists)
+  // kExists: the id is held by another live node; kPending: delete hints
+  // to apply first. Both: started fenced, retrying.
+  if (!s.ok() && s.code() != Code::kExists && s.code() != Code::kPending)
     return Status(Code::kUnavailable, "cannot register node '" + r->id_ + "' in cluster '" + a->cluster +
                                           "': " + s.message());
   if (!s.ok()) r->Log(s.message() + "; writes are fenced until this node registers");
@@ -102,13 +105,28 @@ Status Registration::Register(uint32_t timeout_ms) {
     return s;
   };
   EtcdPut put{key_, value, *lease, false};
-  auto txn = etcd_->Txn({{key_, EtcdCompare::Target::kCreateRevision, 0}}, {put}, timeout_ms);
+  // Create the record only if it does not exist, and (with a ConfigSync)
+  // only if no delete hint is newer than those the node applied.
+  std::vector<EtcdCompare> when{{key_, EtcdCompare::Target::kCreateRevision, 0}};
+  if (opts_.hints_applied_revision) {
+    EtcdCompare c;
+    c.key = hints_prefix_;
+    c.prefix = true;
+    c.target = EtcdCompare::Target::kModRevision;
+    c.result = EtcdCompare::Result::kLess;
+    c.value = opts_.hints_applied_revision() + 1;
+    when.push_back(c);
+  }
+  const Status hints_pending(Code::kPending, "delete hints for node '" + id_ +
+                                                     "' arrived since it read them: it registers once it has "
+                                                     "applied them");
+  auto txn = etcd_->Txn(when, {put}, timeout_ms);
   if (!txn.ok()) return give_up(txn.status());
   uint64_t epoch = static_cast<uint64_t>(txn->revision);
   if (!txn->succeeded) {
     auto cur = etcd_->Range(key_, false, timeout_ms);
     if (!cur.ok()) return give_up(cur.status());
-    if (cur->kvs.empty()) return give_up(Status(Code::kExists, "node '" + id_ + "' was registered meanwhile"));
+    if (cur->kvs.empty()) return give_up(hints_pending);  // the record's condition held: the hints' did not
     const EtcdKv& kv = cur->kvs[0];
     if (kv.lease == *lease) {
       epoch = static_cast<uint64_t>(kv.create_revision);  // our own, an answer lost on the way
@@ -123,9 +141,13 @@ Status Registration::Register(uint32_t timeout_ms) {
       // and create it again, at a new epoch.
       auto del = etcd_->DeleteIf(key_, kv.mod_revision, timeout_ms);
       if (!del.ok()) return give_up(del.status());
-      auto again = etcd_->Txn({{key_, EtcdCompare::Target::kCreateRevision, 0}}, {put}, timeout_ms);
+      auto again = etcd_->Txn(when, {put}, timeout_ms);
       if (!again.ok()) return give_up(again.status());
-      if (!again->succeeded) return give_up(Status(Code::kExists, "node '" + id_ + "' was registered meanwhile"));
+      if (!again->succeeded) {
+        auto now = etcd_->Range(key_, false, timeout_ms);
+        if (now.ok() && now->kvs.empty()) return give_up(hints_pending);
+        return give_up(Status(Code::kExists, "node '" + id_ + "' was registered meanwhile"));
+      }
       epoch = static_cast<uint64_t>(again->revision);
     }
   }

@@ -63,6 +63,14 @@ struct RegistrationOptions {
   // drain mark (kvc cluster drain), checked at each lease renewal: the node
   // starts its hand-off (cluster/handoff.h). Must not block.
   std::function<void()> on_draining;
+  // The etcd revision up to which the node has applied its delete hints
+  // (ConfigSync::stats().revision). When set, the registration's
+  // transaction also requires every key under hints/<id>/ to be older than
+  // that: a hint written after the node read its hints (a delete that saw
+  // the node absent from the view) makes the registration wait until the
+  // node has applied it, so the node never serves a block deleted while it
+  // was away. Unset: no such condition.
+  std::function<int64_t()> hints_applied_revision;
 };
 
 class Registration {
@@ -98,7 +106,7 @@ class Registration {
   void Log(const std::string& m) const;
 
   RegistrationOptions opts_;
-  std::string id_, key_, drain_key_, roster_key_;
+  std::string id_, key_, drain_key_, roster_key_, hints_prefix_;
   uint32_t ttl_s_ = 6;
   std::unique_ptr<EtcdClient> etcd_;
 

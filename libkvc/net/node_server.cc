@@ -122,6 +122,8 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Start(const NodeServerOptions& o
     ro.capacity_bytes = options.cache.host_capacity_bytes + options.cache.ssd_capacity_bytes;
     ro.version = KVC_NODE_VERSION;
     ro.on_lease_lost = [svc = s->service_.get()] { svc->BumpAllRevisions(); };
+    if (s->config_sync_)  // registers only once it applied every hint written so far
+      ro.hints_applied_revision = [sync = s->config_sync_.get()] { return sync->stats().revision; };
     s->handoff_ = std::make_unique<cluster::Handoff>(
         *s->cache_, cluster::Handoff::Options{options.cluster, "", options.admin_token, options.tls_client_ca_path});
     ro.on_draining = [h = s->handoff_.get()] { h->Start(); };

@@ -307,3 +307,40 @@ TEST_CASE("registration: the fence admits by lease and epoch; a lost lease re-re
   o.ttl_s = 1;
   CHECK(Registration::Start(o).status().code() == Code::kInvalidArgument);
 }
+
+TEST_CASE("registration waits until the node applied every delete hint written for it") {
+  // A delete that found the node absent from the view leaves it a hint; if
+  // the hint lands after the node read its hints, the node must not
+  // register (and be served reads) before it applied it.
+  const std::string cluster = Fresh("hints");
+  auto etcd = Client();
+  auto before = etcd->Range(HintsPrefix(cluster, "n1"), true, 2000);
+  REQUIRE(before.ok());
+  std::atomic<int64_t> applied{before->revision};  // what the node has read
+  REQUIRE(etcd->Put({HintsPrefix(cluster, "n1") + "h1", "{}", 0, false}, 2000).ok());  // lands after
+  REQUIRE(etcd->Put({HintsPrefix(cluster, "n2") + "h1", "{}", 0, false}, 2000).ok());  // another node's
+  auto o = NodeOpts(cluster, "n1", "127.0.0.1:9102");
+  o.hints_applied_revision = [&] { return applied.load(); };
+  auto r = Registration::Start(o);
+  REQUIRE(r.ok());  // started, fenced, retrying
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  CHECK((*r)->registered_epoch() == 0);
+  CHECK((*r)->Admit(0).code() == Code::kFenced);
+  auto rec = etcd->Range(NodeKey(cluster, "n1"), false, 2000);
+  REQUIRE(rec.ok());
+  CHECK(rec->kvs.empty());
+  // The node applies it (its ConfigSync's revision passes the hint's).
+  auto now = etcd->Range(HintsPrefix(cluster, "n1"), true, 2000);
+  REQUIRE(now.ok());
+  applied = now->revision;
+  REQUIRE(Eventually([&] { return (*r)->registered_epoch() > 0; }, 5000));
+  CHECK((*r)->Admit(0).ok());
+  // A node with no hints pending registers at once; another node's hints do not hold it.
+  auto o2 = NodeOpts(cluster, "n3", "127.0.0.1:9103");
+  o2.hints_applied_revision = [&] { return before->revision; };
+  auto r2 = Registration::Start(o2);
+  REQUIRE(r2.ok());
+  CHECK((*r2)->registered_epoch() > 0);
+  (*r)->Stop(2000);
+  (*r2)->Stop(2000);
+}
