@@ -56,25 +56,6 @@ void Handoff::SetState(const std::string& state, const std::string& error) {
                  s.message().c_str());
 }
 
-namespace {
-
-net::NodeNamespace NamespaceOf(const NamespaceFields& f) {
-  net::NodeNamespace n;
-  n.hash = std::string(HashAlgoName(f.hash));
-  n.model = f.model;
-  n.revision = f.revision;
-  n.adapter = f.adapter;
-  n.dtype = f.layout.dtype;
-  n.layers = f.layout.layers;
-  n.kv_heads = f.layout.kv_heads;
-  n.head_dim = f.layout.head_dim;
-  n.block_tokens = f.layout.block_tokens;
-  n.shards = f.layout.shards;
-  return n;
-}
-
-}  // namespace
-
 void Handoff::Run() {
   Registration* reg = registration_.load();
   for (int i = 0; reg == nullptr && i < 100 && !stop_.load(); ++i) {
@@ -159,7 +140,7 @@ void Handoff::Run() {
       last_error = "no node is up to take the blocks";
       continue;
     }
-    const net::NodeNamespace ns = NamespaceOf(b.ns->fields);
+    const net::NodeNamespace ns = net::NodeNamespaceOf(b.ns->fields);
     bool read = false;  // the block's bytes are in hand (view or buffer)
     View v;
     const void* data = nullptr;

@@ -15,11 +15,40 @@
 #include <grpcpp/impl/rpc_method.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include "core/key_hasher.h"
 #include "kvc/v1/kvc.grpc.pb.h"
 #include "net/node_service.h"
 #include "net/wire.h"
 
 namespace kvc::net {
+
+NodeNamespace NodeNamespaceOf(const NamespaceFields& f) {
+  NodeNamespace n;
+  n.hash = std::string(HashAlgoName(f.hash));
+  n.model = f.model;
+  n.revision = f.revision;
+  n.adapter = f.adapter;
+  n.dtype = f.layout.dtype;
+  n.layers = f.layout.layers;
+  n.kv_heads = f.layout.kv_heads;
+  n.head_dim = f.layout.head_dim;
+  n.block_tokens = f.layout.block_tokens;
+  n.shards = f.layout.shards;
+  return n;
+}
+
+void SpecOf(const NodeNamespace& ns, v1::NamespaceSpec* s) {
+  s->set_hash(ns.hash);
+  s->set_model(ns.model);
+  s->set_revision(ns.revision);
+  s->set_adapter(ns.adapter);
+  s->set_dtype(ns.dtype);
+  s->set_layers(ns.layers);
+  s->set_kv_heads(ns.kv_heads);
+  s->set_head_dim(ns.head_dim);
+  s->set_block_tokens(ns.block_tokens);
+  s->set_shards(ns.shards);
+}
 
 namespace {
 
@@ -101,19 +130,6 @@ Status FromResult(const v1::Result& r) {
   if (r.code() < static_cast<int32_t>(Code::kFenced) || r.code() > 0) return Status(Code::kInternal, "the node sent status " + std::to_string(r.code()));
   if (r.code() == static_cast<int32_t>(Code::kNotFound)) return NotFound();
   return Status(static_cast<Code>(r.code()), r.message());
-}
-
-void SpecOf(const NodeNamespace& ns, v1::NamespaceSpec* s) {
-  s->set_hash(ns.hash);
-  s->set_model(ns.model);
-  s->set_revision(ns.revision);
-  s->set_adapter(ns.adapter);
-  s->set_dtype(ns.dtype);
-  s->set_layers(ns.layers);
-  s->set_kv_heads(ns.kv_heads);
-  s->set_head_dim(ns.head_dim);
-  s->set_block_tokens(ns.block_tokens);
-  s->set_shards(ns.shards);
 }
 
 std::string Bytes(const BlockKey& k) { return std::string(reinterpret_cast<const char*>(k.bytes.data()), 16); }

@@ -16,6 +16,9 @@
 #include "core/block_key.h"
 #include "util/status.h"
 
+namespace kvc {
+struct NamespaceFields;
+}
 namespace kvc::v1 {
 class NamespaceSpec;
 }
@@ -52,6 +55,12 @@ struct NodeNamespace {
   std::string hash, model, revision, adapter, dtype;
   uint32_t layers = 0, kv_heads = 0, head_dim = 0, block_tokens = 0, shards = 0;
 };
+
+// A cache namespace's fields as a client sends them (the inverse of
+// FieldsFromWire, net/node_service.h; the salt stays behind).
+NodeNamespace NodeNamespaceOf(const NamespaceFields& f);
+// A request's namespace message from the fields a client sends.
+void SpecOf(const NodeNamespace& ns, v1::NamespaceSpec* s);
 
 // A tenant to create through a node (kvc_tenant_options).
 struct NodeTenantSpec {

@@ -2,19 +2,14 @@
 // (cluster/config_sync.h): cluster tenants, counted revision bumps, missed
 // deletes. Compiled only into kvc_net.
 #ifdef KVC_NET_BUILD
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cluster/etcd_layout.h"
 #include "net/node_service.h"
+#include "tier/ssd_io.h"
 
 namespace kvc::net {
 
@@ -24,39 +19,15 @@ constexpr const char* kLedgerFormat = "kvc-cluster-revisions-1";
 
 v1::NamespaceSpec SpecOfNamespace(const NodeNamespace& n) {
   v1::NamespaceSpec s;
-  s.set_hash(n.hash);
-  s.set_model(n.model);
-  s.set_revision(n.revision);
-  s.set_adapter(n.adapter);
-  s.set_dtype(n.dtype);
-  s.set_layers(n.layers);
-  s.set_kv_heads(n.kv_heads);
-  s.set_head_dim(n.head_dim);
-  s.set_block_tokens(n.block_tokens);
-  s.set_shards(n.shards);
+  SpecOf(n, &s);
   return s;
 }
 
 Status WriteLedger(const std::string& path, const std::map<std::string, uint64_t>& counts) {
-  nlohmann::json j{{"format", kLedgerFormat}, {"counts", counts}};
-  const std::string body = j.dump() + "\n";
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return IoError("cannot write " + tmp + ": " + std::strerror(errno));
-  const bool ok = ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size()) && ::fsync(fd) == 0;
-  const int saved = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return IoError("cannot write " + path + ": " + std::strerror(ok ? errno : saved));
-  }
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
+  const std::filesystem::path p(path);
+  const std::string dir = p.parent_path().empty() ? "." : p.parent_path().string();
+  return ssd::ReplaceFileAtomically(dir, p.filename().string(),
+                               nlohmann::json{{"format", kLedgerFormat}, {"counts", counts}}.dump() + "\n");
 }
 
 }  // namespace
@@ -112,22 +83,19 @@ Status NodeService::ApplyClusterDelete(const std::string& tenant, const NodeName
 
 Status NodeService::set_cluster_ledger(const std::string& path) {
   std::map<std::string, uint64_t> counts;
-  if (!path.empty()) {
-    std::ifstream in(path);
-    if (in) {
-      std::stringstream ss;
-      ss << in.rdbuf();
-      auto j = nlohmann::json::parse(ss.str(), nullptr, false);
-      if (j.is_discarded() || !j.is_object() || j.value("format", "") != kLedgerFormat ||
-          !j.contains("counts") || !j["counts"].is_object())
-        return ParseError(path + ": not a kvc cluster revisions file (want \"format\": \"" + kLedgerFormat + "\")");
-      for (auto it = j["counts"].begin(); it != j["counts"].end(); ++it) {
-        if (!it.value().is_number_unsigned()) return ParseError(path + ": count of " + it.key() + " is not a number");
-        counts[it.key()] = it.value().get<uint64_t>();
-      }
-    } else if (errno != ENOENT) {
-      return IoError("cannot read " + path + ": " + std::strerror(errno));
+  std::string body;
+  Status rs = path.empty() ? NotFound("") : ssd::ReadSmallFile(path, &body);
+  if (rs.ok()) {
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || j.value("format", "") != kLedgerFormat || !j.contains("counts") ||
+        !j["counts"].is_object())
+      return ParseError(path + ": not a kvc cluster revisions file (want \"format\": \"" + kLedgerFormat + "\")");
+    for (auto it = j["counts"].begin(); it != j["counts"].end(); ++it) {
+      if (!it.value().is_number_unsigned()) return ParseError(path + ": count of " + it.key() + " is not a number");
+      counts[it.key()] = it.value().get<uint64_t>();
     }
+  } else if (rs.code() != Code::kNotFound) {
+    return rs;
   }
   std::lock_guard<std::mutex> lk(ledger_mu_);
   ledger_path_ = path;

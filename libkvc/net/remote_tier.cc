@@ -23,22 +23,6 @@
 namespace kvc::net {
 namespace {
 
-NodeNamespace SpecOf(const NamespaceState& ns) {
-  const NamespaceFields& f = ns.fields;
-  NodeNamespace n;
-  n.hash = std::string(HashAlgoName(f.hash));
-  n.model = f.model;
-  n.revision = f.revision;
-  n.adapter = f.adapter;
-  n.dtype = f.layout.dtype;
-  n.layers = f.layout.layers;
-  n.kv_heads = f.layout.kv_heads;
-  n.head_dim = f.layout.head_dim;
-  n.block_tokens = f.layout.block_tokens;
-  n.shards = f.layout.shards;
-  return n;
-}
-
 class NodeRemoteTier final : public RemoteTier {
  public:
   NodeRemoteTier(const CacheOptions& o, uint64_t queue_capacity)
@@ -70,7 +54,7 @@ class NodeRemoteTier final : public RemoteTier {
   Result<size_t> Match(const NamespaceState& ns, uint32_t tenant, std::span<const BlockKey> keys) override {
     auto c = ClientFor(tenant);
     if (!c.ok()) return Lookup(c.status());
-    auto n = (*c)->Match(SpecOf(ns), std::vector<BlockKey>(keys.begin(), keys.end()), nullptr);
+    auto n = (*c)->Match(NodeNamespaceOf(ns.fields), std::vector<BlockKey>(keys.begin(), keys.end()), nullptr);
     if (!n.ok()) return Lookup(Outcome(n.status(), tenant));
     Up();
     hits_.fetch_add(*n, std::memory_order_relaxed);
@@ -83,7 +67,7 @@ class NodeRemoteTier final : public RemoteTier {
     auto c = ClientFor(tenant);
     if (!c.ok()) return Lookup(c.status());
     uint64_t size = 0;
-    Status s = (*c)->Get(SpecOf(ns), key, shard, dst, len, &size);
+    Status s = (*c)->Get(NodeNamespaceOf(ns.fields), key, shard, dst, len, &size);
     if (s.code() == Code::kNotFound) {
       Up();
       misses_.fetch_add(1, std::memory_order_relaxed);
@@ -120,7 +104,7 @@ class NodeRemoteTier final : public RemoteTier {
     std::lock_guard<std::mutex> send(send_mu_);  // a put of it being sent now has finished
     auto c = ClientFor(tenant);
     if (!c.ok()) return c.status();
-    Status s = (*c)->Delete(SpecOf(ns), key);
+    Status s = (*c)->Delete(NodeNamespaceOf(ns.fields), key);
     if (s.ok() || s.code() == Code::kNotFound) {
       Up();
       return s;
@@ -133,7 +117,7 @@ class NodeRemoteTier final : public RemoteTier {
     std::lock_guard<std::mutex> send(send_mu_);
     auto c = ClientFor(tenant);
     if (!c.ok()) return c.status();
-    auto e = (*c)->BumpRevision(SpecOf(ns));
+    auto e = (*c)->BumpRevision(NodeNamespaceOf(ns.fields));
     if (e.ok()) {
       Up();
       return Status::Ok();
@@ -322,7 +306,7 @@ class NodeRemoteTier final : public RemoteTier {
       send_failures_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    Status s = (*c)->Put(SpecOf(*item.ns), item.key, item.shard, item.bytes.data(), item.bytes.size(), item.ttl_ms,
+    Status s = (*c)->Put(NodeNamespaceOf(item.ns->fields), item.key, item.shard, item.bytes.data(), item.bytes.size(), item.ttl_ms,
                          nullptr);
     if (s.ok() || s.code() == Code::kExists || s.code() == Code::kPending) {
       Up();
