@@ -829,6 +829,9 @@ void Cache::SweepStripes(int64_t now) {
 }
 
 void Cache::RunMaintenance() {
+  // The background thread may have taken sweep_needed_ and be sweeping: wait
+  // for its pass rather than return before the blocks it sweeps are gone.
+  std::lock_guard<std::mutex> pass(maint_pass_mu_);
   const int64_t now = NowMs();
   // Pins past their deadline.
   std::vector<EntryId> expired_pins;

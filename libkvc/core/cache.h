@@ -237,7 +237,9 @@ class Cache {
   nlohmann::json StatsJson();
 
   // Runs one maintenance pass now (tests): expired reservations and pins,
-  // stale and expired blocks.
+  // stale and expired blocks. Passes are serialized: a pass the maintenance
+  // thread has begun (e.g. woken by a revision bump) ends before this one
+  // starts, so what it swept is gone when this returns.
   void RunMaintenance();
 
  private:
@@ -309,6 +311,7 @@ class Cache {
   std::atomic<int> waiters_{0};
 
   std::atomic<bool> sweep_needed_{false};
+  std::mutex maint_pass_mu_;  // one maintenance pass at a time (RunMaintenance)
   std::atomic<int64_t> next_expiry_{INT64_MAX};
   std::mutex maint_mu_;
   std::condition_variable maint_cv_;
