@@ -787,6 +787,56 @@ KVC_API int kvc_node_put(kvc_node *node, const kvc_namespace_options *ns,
                          const kvc_key *key, uint32_t shard,
                          const kvc_buf *src, const kvc_store_options *opts,
                          kvc_error *err);
+/* ---- Batches: many block shards of one namespace and shard in one call ---
+ *
+ * An engine loads a prompt's matched prefix, and stores the blocks it
+ * computed, a batch at a time: one request carries every block (over gRPC one
+ * stream, on the same-host path one round trip for a get and two for a put,
+ * however many blocks), so the per-call cost is paid once per batch. */
+#define KVC_NODE_MAX_BATCH 1024
+
+/* One block shard of a batch. The caller owns every field and the memory
+ * they point to; the library writes only `len` (get) and `status`. */
+typedef struct kvc_node_item {
+  kvc_key key;
+  /* get: the destination (a host buffer; data NULL asks for the size only);
+   * put: the source, exactly the namespace's shard_bytes. */
+  kvc_buf buf;
+  /* put: the block's parent (prefix-aware eviction), or NULL. */
+  const kvc_key *parent;
+  /* get, out: the block shard's size (also on KVC_ERR_LAYOUT). */
+  size_t len;
+  /* out: this item's outcome, as kvc_node_get / kvc_node_put would have
+   * returned it alone: KVC_OK, KVC_ERR_NOT_FOUND, KVC_ERR_LAYOUT (buffer too
+   * small), KVC_ERR_EXISTS, KVC_ERR_PENDING, KVC_ERR_QUOTA, ... */
+  int32_t status;
+} kvc_node_item;
+
+/* Gets items[0..n) (n <= KVC_NODE_MAX_BATCH) of namespace `ns`, shard
+ * `shard`, in one request. Returns KVC_OK when the node answered for every
+ * item: each item's status then says whether it was found (misses are not
+ * an error of the call). Any other return is the call's own failure
+ * (KVC_ERR_INVALID_ARGUMENT for a bad namespace or n, KVC_ERR_PERMISSION,
+ * KVC_ERR_UNAVAILABLE, KVC_ERR_TIMEOUT, ...): every item the node did not
+ * answer has that status, and `err` says which. A destination an item was
+ * not found for is left as it was; one that was found is written whole. */
+KVC_API int kvc_node_get_batch(kvc_node *node,
+                               const kvc_namespace_options *ns,
+                               uint32_t shard, kvc_node_item *items, size_t n,
+                               kvc_error *err);
+/* Stores items[0..n) (n <= KVC_NODE_MAX_BATCH) in one request, each one
+ * two-phase on its own as kvc_node_put: a block is visible once all of its
+ * bytes arrived, one that did not arrive is not. `opts` (may be NULL) gives
+ * every item's ttl_ms; its parent field is not used (each item has its
+ * own). The return is as kvc_node_get_batch's: KVC_OK when the node
+ * answered for every item (KVC_ERR_EXISTS of an item is its status, not a
+ * failure of the call); otherwise the call's failure, with the items stored
+ * before it kept and marked KVC_OK. Stores are not retried. */
+KVC_API int kvc_node_put_batch(kvc_node *node,
+                               const kvc_namespace_options *ns,
+                               uint32_t shard, kvc_node_item *items, size_t n,
+                               const kvc_store_options *opts, kvc_error *err);
+
 /* As kvc_delete, on the node. Through an "etcd://" cluster address, a
  * node that holds the key but could not be reached is sent the delete as a
  * hint in etcd (/kvc/NAME/hints/NODE/), which it applies before it serves

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -70,6 +72,28 @@ struct NodeTenantSpec {
   bool borrow = false;
 };
 
+// The most block shards one batch names (KVC_NODE_MAX_BATCH).
+inline constexpr size_t kMaxBatchItems = 1024;
+
+// One block shard of a GetBatch: the caller's destination in, the size and
+// the item's own outcome out (kNotFound, kLayout when cap is too small, ...).
+struct GetItem {
+  BlockKey key;
+  void* dst = nullptr;  // nullptr: only the size
+  uint64_t cap = 0;
+  uint64_t size = 0;  // out: the block shard's size (also on kLayout)
+  Status status = Status(Code::kInternal, "not answered");  // out
+};
+
+// One block shard of a PutBatch: exactly shard_bytes from src.
+struct PutItem {
+  BlockKey key;
+  const void* src = nullptr;
+  uint64_t len = 0;
+  std::optional<BlockKey> parent;
+  Status status = Status(Code::kInternal, "not answered");  // out: kOk, kExists, kPending, kQuota, ...
+};
+
 // A connection to one node. Connect picks the transport from the address:
 // "host:port" is gRPC (node_client.cc), "unix:PATH" the same-host path
 // (shm_client.cc), "etcd://..." and "peers:..." a cluster (libkvc/cluster). Both give the same results for every call.
@@ -95,6 +119,19 @@ class NodeClient {
   virtual Status Put(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
                      uint64_t ttl_ms, const BlockKey* parent) = 0;
   virtual Status Delete(const NodeNamespace& ns, const BlockKey& key) = 0;
+
+  // Batches (kvc_node_get_batch / kvc_node_put_batch): every item of one
+  // namespace and shard in one request. Ok when the node answered for every
+  // item (each item's status is its own outcome: a miss or an existing
+  // block is no failure of the call). Otherwise the call's failure, which
+  // every item not answered then carries as its status; items answered
+  // before it keep theirs (a put's committed blocks stay committed). At most
+  // kMaxBatchItems items (kInvalidArgument past that, no item touched).
+  // The base implementations call Get / Put once per item (what a transport
+  // without a batch form does); the gRPC and same-host clients send one
+  // request. Gets are retried as Get is; puts never are.
+  virtual Status GetBatch(const NodeNamespace& ns, uint32_t shard, std::span<GetItem> items);
+  virtual Status PutBatch(const NodeNamespace& ns, uint32_t shard, std::span<PutItem> items, uint64_t ttl_ms);
   // The namespace's new epoch.
   // cluster_count: an etcd cluster's count of the namespace's bumps
   // (BumpRevisionRequest.cluster_count); 0: a plain bump. The same-host path

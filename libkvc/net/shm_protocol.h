@@ -72,8 +72,32 @@ enum Op : uint32_t {
   kDelete = 11,
   // u32 ns -> u64 epoch
   kBumpRevision = 12,
-  kMaxOp = 12,
+  // Batches (kvc_node_get_batch / kvc_node_put_batch): n <= kMaxBatchItems
+  // block shards of one namespace and shard in one request. The reply's
+  // status is the request's own (a bad ns, n, or a frame whose fields do not
+  // add up); each item then has its own status (NOT_FOUND, EXISTS, ...).
+  //
+  // u32 ns, u32 shard, u32 flags, u32 n, n keys of 16 bytes
+  //   -> u32 n, n x (i32 status, u64 pin, u64 offset, u64 size).
+  // A found item stays pinned (pin != 0) until kRelease, as kLoad's; flags
+  // kLoadSizeOnly keeps no pins. Pins past kMaxPinsPerConnection make the
+  // item's status KVC_ERR_NO_SPACE ("too many pins"), nothing else.
+  kLoadBatch = 13,
+  // u32 ns, u32 shard, u64 ttl_ms, u32 n, n x (key, u64 total_bytes,
+  // u32 has_parent, parent key of 16 bytes)
+  //   -> u32 n, n x (i32 status, u64 reservation, u64 offset, u64 size).
+  // Each reserved item (status OK) is written at its offset, then committed
+  // or aborted with the two ops below, as kStoreBegin's.
+  kStoreBatchBegin = 14,
+  // u32 n, n u64 reservations -> u32 n, n x i32 status. Each is committed
+  // (or aborted) on its own; a reservation this connection does not hold is
+  // that item's KVC_ERR_INVALID_ARGUMENT.
+  kStoreBatchCommit = 15,
+  kStoreBatchAbort = 16,
+  kMaxOp = 16,
 };
+
+inline constexpr uint32_t kMaxBatchItems = 1024;
 
 inline constexpr uint32_t kLoadSizeOnly = 1;
 

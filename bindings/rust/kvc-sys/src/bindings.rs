@@ -17,6 +17,15 @@ pub const KVC_STATUS_MIN: kvc_status = -18;
 pub const KVC_ERROR_MESSAGE_MAX: u32 = 256;
 pub const KVC_KEY_BYTES: u32 = 16;
 pub const KVC_NODE_NO_RETRIES: u32 = 4294967295;
+/// ```text
+/// ---- Batches: many block shards of one namespace and shard in one call ---
+///
+/// An engine loads a prompt's matched prefix, and stores the blocks it
+/// computed, a batch at a time: one request carries every block (over gRPC one
+/// stream, on the same-host path one round trip for a get and two for a put,
+/// however many blocks), so the per-call cost is paid once per batch.
+/// ```
+pub const KVC_NODE_MAX_BATCH: u32 = 1024;
 
 // ---- enums: a C enum is an int; its values are constants ----
 
@@ -502,6 +511,29 @@ impl Default for kvc_node_options {
     }
 }
 
+/// ```text
+/// One block shard of a batch. The caller owns every field and the memory
+/// they point to; the library writes only `len` (get) and `status`.
+/// ```
+#[repr(C)]
+#[derive(Copy, Clone, Debug)]
+pub struct kvc_node_item {
+    pub key: kvc_key,
+    pub buf: kvc_buf,
+    pub parent: *const kvc_key,
+    pub len: usize,
+    pub status: i32,
+}
+
+/// Every field zero (or NULL).
+impl Default for kvc_node_item {
+    fn default() -> Self {
+        // SAFETY: every field is an integer, an array of them or a raw pointer,
+        // for which all-zero bytes are a valid value.
+        unsafe { core::mem::zeroed() }
+    }
+}
+
 // ---- functions ----
 
 // Linked by build.rs (KVC_LIB_DIR, or pkg-config).
@@ -861,6 +893,30 @@ extern "C" {
     /// used.
     /// ```
     pub fn kvc_node_put(node: *mut kvc_node, ns: *const kvc_namespace_options, key: *const kvc_key, shard: u32, src: *const kvc_buf, opts: *const kvc_store_options, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Gets items[0..n) (n <= KVC_NODE_MAX_BATCH) of namespace `ns`, shard
+    /// `shard`, in one request. Returns KVC_OK when the node answered for every
+    /// item: each item's status then says whether it was found (misses are not
+    /// an error of the call). Any other return is the call's own failure
+    /// (KVC_ERR_INVALID_ARGUMENT for a bad namespace or n, KVC_ERR_PERMISSION,
+    /// KVC_ERR_UNAVAILABLE, KVC_ERR_TIMEOUT, ...): every item the node did not
+    /// answer has that status, and `err` says which. A destination an item was
+    /// not found for is left as it was; one that was found is written whole.
+    /// ```
+    pub fn kvc_node_get_batch(node: *mut kvc_node, ns: *const kvc_namespace_options, shard: u32, items: *mut kvc_node_item, n: usize, err: *mut kvc_error) -> c_int;
+
+    /// ```text
+    /// Stores items[0..n) (n <= KVC_NODE_MAX_BATCH) in one request, each one
+    /// two-phase on its own as kvc_node_put: a block is visible once all of its
+    /// bytes arrived, one that did not arrive is not. `opts` (may be NULL) gives
+    /// every item's ttl_ms; its parent field is not used (each item has its
+    /// own). The return is as kvc_node_get_batch's: KVC_OK when the node
+    /// answered for every item (KVC_ERR_EXISTS of an item is its status, not a
+    /// failure of the call); otherwise the call's failure, with the items stored
+    /// before it kept and marked KVC_OK. Stores are not retried.
+    /// ```
+    pub fn kvc_node_put_batch(node: *mut kvc_node, ns: *const kvc_namespace_options, shard: u32, items: *mut kvc_node_item, n: usize, opts: *const kvc_store_options, err: *mut kvc_error) -> c_int;
 
     /// ```text
     /// As kvc_delete, on the node. Through an "etcd://" cluster address, a

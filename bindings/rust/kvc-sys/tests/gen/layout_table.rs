@@ -153,6 +153,13 @@ int main(void) {
   printf("offset kvc_node_options.tls_key_path %zu\n", offsetof(kvc_node_options, tls_key_path));
   printf("offset kvc_node_options.admin_token %zu\n", offsetof(kvc_node_options, admin_token));
   printf("offset kvc_node_options.max_retries %zu\n", offsetof(kvc_node_options, max_retries));
+  printf("size kvc_node_item %zu\n", sizeof(kvc_node_item));
+  printf("align kvc_node_item %zu\n", ALIGN(kvc_node_item));
+  printf("offset kvc_node_item.key %zu\n", offsetof(kvc_node_item, key));
+  printf("offset kvc_node_item.buf %zu\n", offsetof(kvc_node_item, buf));
+  printf("offset kvc_node_item.parent %zu\n", offsetof(kvc_node_item, parent));
+  printf("offset kvc_node_item.len %zu\n", offsetof(kvc_node_item, len));
+  printf("offset kvc_node_item.status %zu\n", offsetof(kvc_node_item, status));
   printf("const KVC_VERSION_MAJOR %lld\n", (long long)(KVC_VERSION_MAJOR));
   printf("const KVC_VERSION_MINOR %lld\n", (long long)(KVC_VERSION_MINOR));
   printf("const KVC_VERSION_PATCH %lld\n", (long long)(KVC_VERSION_PATCH));
@@ -161,6 +168,7 @@ int main(void) {
   printf("const KVC_ERROR_MESSAGE_MAX %lld\n", (long long)(KVC_ERROR_MESSAGE_MAX));
   printf("const KVC_KEY_BYTES %lld\n", (long long)(KVC_KEY_BYTES));
   printf("const KVC_NODE_NO_RETRIES %lld\n", (long long)(KVC_NODE_NO_RETRIES));
+  printf("const KVC_NODE_MAX_BATCH %lld\n", (long long)(KVC_NODE_MAX_BATCH));
   printf("const KVC_FEATURE_SHA256 %lld\n", (long long)(KVC_FEATURE_SHA256));
   printf("const KVC_FEATURE_XXH3 %lld\n", (long long)(KVC_FEATURE_XXH3));
   printf("const KVC_FEATURE_CUDA %lld\n", (long long)(KVC_FEATURE_CUDA));
@@ -361,6 +369,13 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("offset kvc_node_options.tls_key_path".to_string(), offset!(kvc_node_options, tls_key_path) as i128),
         ("offset kvc_node_options.admin_token".to_string(), offset!(kvc_node_options, admin_token) as i128),
         ("offset kvc_node_options.max_retries".to_string(), offset!(kvc_node_options, max_retries) as i128),
+        ("size kvc_node_item".to_string(), size_of::<kvc_node_item>() as i128),
+        ("align kvc_node_item".to_string(), align_of::<kvc_node_item>() as i128),
+        ("offset kvc_node_item.key".to_string(), offset!(kvc_node_item, key) as i128),
+        ("offset kvc_node_item.buf".to_string(), offset!(kvc_node_item, buf) as i128),
+        ("offset kvc_node_item.parent".to_string(), offset!(kvc_node_item, parent) as i128),
+        ("offset kvc_node_item.len".to_string(), offset!(kvc_node_item, len) as i128),
+        ("offset kvc_node_item.status".to_string(), offset!(kvc_node_item, status) as i128),
         ("const KVC_VERSION_MAJOR".to_string(), KVC_VERSION_MAJOR as i128),
         ("const KVC_VERSION_MINOR".to_string(), KVC_VERSION_MINOR as i128),
         ("const KVC_VERSION_PATCH".to_string(), KVC_VERSION_PATCH as i128),
@@ -369,6 +384,7 @@ pub fn rust_layout() -> Vec<(String, i128)> {
         ("const KVC_ERROR_MESSAGE_MAX".to_string(), KVC_ERROR_MESSAGE_MAX as i128),
         ("const KVC_KEY_BYTES".to_string(), KVC_KEY_BYTES as i128),
         ("const KVC_NODE_NO_RETRIES".to_string(), KVC_NODE_NO_RETRIES as i128),
+        ("const KVC_NODE_MAX_BATCH".to_string(), KVC_NODE_MAX_BATCH as i128),
         ("const KVC_FEATURE_SHA256".to_string(), KVC_FEATURE_SHA256 as i128),
         ("const KVC_FEATURE_XXH3".to_string(), KVC_FEATURE_XXH3 as i128),
         ("const KVC_FEATURE_CUDA".to_string(), KVC_FEATURE_CUDA as i128),
