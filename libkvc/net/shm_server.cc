@@ -134,12 +134,25 @@ Rpc RpcOf(uint32_t op) {
     case shm::kStats: return Rpc::kStats;
     case shm::kMatch:
     case shm::kMatchTokens: return Rpc::kMatch;
-    case shm::kLoad: return Rpc::kLoad;
-    case shm::kStoreBegin: return Rpc::kStore;
+    case shm::kLoad:
+    case shm::kLoadBatch: return Rpc::kLoad;
+    case shm::kStoreBegin:
+    case shm::kStoreBatchBegin: return Rpc::kStore;
     case shm::kDelete: return Rpc::kDelete;
     case shm::kBumpRevision: return Rpc::kBumpRevision;
     default: return Rpc::kCount;
   }
+}
+
+// A batch's item count, checked against kMaxBatchItems.
+Status BatchTooBig(uint32_t n) {
+  return InvalidArgument("a batch of " + std::to_string(n) + " items: at most " + std::to_string(shm::kMaxBatchItems));
+}
+
+// A batch whose n says more or fewer items than its frame carries.
+Status BatchLength(uint32_t op, uint32_t n, uint32_t length) {
+  return InvalidArgument("malformed batch request (op " + std::to_string(op) + "): " + std::to_string(n) +
+                         " items do not fill a body of " + std::to_string(length) + " bytes");
 }
 
 BlockKey KeyFrom(const uint8_t* p) {
@@ -639,6 +652,184 @@ void ShmServer::Serve(Conn* c) {
           } else {
             cache_.Abort(res);
             status(Status::Ok());
+          }
+          break;
+        }
+        case shm::kLoadBatch: {
+          const uint32_t h_ns = r.u32(), shard = r.u32(), flags = r.u32(), n = r.u32();
+          if (!r.ok()) {
+            status(malformed());
+            break;
+          }
+          if (n > shm::kMaxBatchItems) {
+            status(BatchTooBig(n));
+            break;
+          }
+          const uint8_t* kp = r.take(static_cast<size_t>(n) * 16);
+          if (!r.done()) {
+            status(BatchLength(h.op, n, h.length));
+            break;
+          }
+          auto ns = space_shard(h_ns, shard);
+          if (!ns.ok()) {
+            status(ns.status());
+            break;
+          }
+          const bool size_only = flags & shm::kLoadSizeOnly;
+          status(Status::Ok());
+          w.u32(n);
+          for (uint32_t i = 0; i < n; ++i) {
+            View v;
+            Status st = !size_only && pins.size() >= shm::kMaxPinsPerConnection
+                            ? Status(Code::kNoSpace, "too many pins")
+                            : cache_.AcquireView(**ns, KeyFrom(kp + 16 * i), shard, 0, &v, caller.tenant);
+            w.i32(static_cast<int32_t>(st.code()));
+            if (!st.ok()) {
+              w.u64(0);
+              w.u64(0);
+              w.u64(0);
+              continue;
+            }
+            if (size_only) {
+              (void)cache_.ReleaseView(v.id);
+              w.u64(0);
+            } else {
+              pins.insert(v.id);
+              w.u64(v.id);
+              if (options_.metrics) options_.metrics->CountLoad(caller.tenant, v.size);
+            }
+            w.u64(offset_of(v.data));
+            w.u64(v.size);
+          }
+          break;
+        }
+        case shm::kStoreBatchBegin: {
+          constexpr size_t kItem = 16 + 8 + 4 + 16;
+          const uint32_t h_ns = r.u32(), shard = r.u32();
+          const uint64_t ttl = r.u64();
+          const uint32_t n = r.u32();
+          if (!r.ok()) {
+            status(malformed());
+            break;
+          }
+          if (n > shm::kMaxBatchItems) {
+            status(BatchTooBig(n));
+            break;
+          }
+          const uint8_t* items = r.take(static_cast<size_t>(n) * kItem);
+          if (!r.done()) {
+            status(BatchLength(h.op, n, h.length));
+            break;
+          }
+          // Every field checked before anything is reserved.
+          bool bad_parent = false;
+          for (uint32_t i = 0; i < n && !bad_parent; ++i) {
+            uint32_t has_parent;
+            std::memcpy(&has_parent, items + kItem * i + 24, 4);
+            bad_parent = has_parent > 1;
+          }
+          if (bad_parent) {
+            status(InvalidArgument("malformed batch request (op " + std::to_string(h.op) +
+                                   "): has_parent is neither 0 nor 1"));
+            break;
+          }
+          auto ns = space_shard(h_ns, shard);
+          if (!ns.ok()) {
+            status(ns.status());
+            break;
+          }
+          Status admit = options_.admit_write ? options_.admit_write(0) : Status::Ok();
+          if (!admit.ok()) {
+            if (options_.metrics)
+              for (uint32_t i = 0; i < n; ++i) options_.metrics->CountStore(caller.tenant, admit.code(), 0);
+            status(admit);
+            break;
+          }
+          status(Status::Ok());
+          w.u32(n);
+          for (uint32_t i = 0; i < n; ++i) {
+            const uint8_t* it = items + kItem * i;
+            uint64_t total;
+            uint32_t has_parent;
+            std::memcpy(&total, it + 16, 8);
+            std::memcpy(&has_parent, it + 24, 4);
+            BlockKey parent = KeyFrom(it + 28);
+            Status st;
+            Reservation res;
+            if (total != (*ns)->shard_bytes) {
+              st = Status(Code::kLayout, "total_bytes is not the namespace's shard size");
+            } else if (reservations.size() >= shm::kMaxReservationsPerConnection) {
+              st = Status(Code::kNoSpace, "too many reservations");
+            } else {
+              StoreParams p;
+              p.ttl_ms = ttl;
+              p.tenant = caller.tenant;
+              p.write_through = options_.write_through && cache_.ssd() != nullptr;
+              if (has_parent) p.parent = &parent;
+              st = cache_.BeginStore(**ns, KeyFrom(it), shard, p, &res);
+            }
+            w.i32(static_cast<int32_t>(st.code()));
+            if (!st.ok()) {
+              if (options_.metrics) options_.metrics->CountStore(caller.tenant, st.code(), 0);
+              w.u64(0);
+              w.u64(0);
+              w.u64(0);
+              continue;
+            }
+            const uint64_t id = next_reservation++;
+            w.u64(id);
+            w.u64(offset_of(res.data));
+            w.u64(res.size);
+            reservations.emplace(id, res);
+          }
+          break;
+        }
+        case shm::kStoreBatchCommit:
+        case shm::kStoreBatchAbort: {
+          const uint32_t n = r.u32();
+          if (!r.ok()) {
+            status(malformed());
+            break;
+          }
+          if (n > shm::kMaxBatchItems) {
+            status(BatchTooBig(n));
+            break;
+          }
+          const uint8_t* ids = r.take(static_cast<size_t>(n) * 8);
+          if (!r.done()) {
+            status(BatchLength(h.op, n, h.length));
+            break;
+          }
+          const bool commit = h.op == shm::kStoreBatchCommit;
+          // The fence once for the batch: a node that lost its lease
+          // publishes none of it.
+          const Status admit = commit && options_.admit_write ? options_.admit_write(0) : Status::Ok();
+          status(Status::Ok());
+          w.u32(n);
+          for (uint32_t i = 0; i < n; ++i) {
+            uint64_t id;
+            std::memcpy(&id, ids + 8 * i, 8);
+            auto it = reservations.find(id);
+            if (it == reservations.end()) {
+              w.i32(static_cast<int32_t>(Code::kInvalidArgument));
+              continue;
+            }
+            Reservation res = it->second;
+            reservations.erase(it);
+            Status cs = Status::Ok();
+            if (!commit) {
+              cache_.Abort(res);
+            } else {
+              const uint64_t size = res.size;
+              if (admit.ok()) {
+                cs = cache_.Commit(res);
+              } else {
+                cs = admit;
+                cache_.Abort(res);
+              }
+              if (options_.metrics) options_.metrics->CountStore(caller.tenant, cs.code(), size);
+            }
+            w.i32(static_cast<int32_t>(cs.code()));
           }
           break;
         }

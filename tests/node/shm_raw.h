@@ -186,6 +186,88 @@ class RawConn {
     Reply r = Call(op, w);
     return r.ok ? r.code : 1;
   }
+  // A batch's answer: the request's status, then one entry per item.
+  struct Item {
+    int32_t code = 1;
+    uint64_t id = 0, off = 0, size = 0;  // id: the pin or the reservation
+  };
+  struct Batch {
+    int32_t code = 1;  // 1: no (whole) reply
+    std::string message;
+    std::vector<Item> items;
+  };
+  static Batch BatchOf(const Reply& r) {
+    Batch b;
+    if (!r.ok) return b;
+    b.code = r.code;
+    b.message = r.message;
+    if (r.code != 0) return b;
+    Reader rd = r.reader();
+    const uint32_t n = rd.u32();
+    for (uint32_t i = 0; i < n && rd.ok(); ++i) {
+      Item it;
+      it.code = rd.i32();
+      it.id = rd.u64();
+      it.off = rd.u64();
+      it.size = rd.u64();
+      b.items.push_back(it);
+    }
+    if (!rd.done() || b.items.size() != n) b.code = 1;
+    return b;
+  }
+  // kLoadBatch of the blocks keyed by `fills`, shard `shard`.
+  Batch LoadBatch(uint32_t ns, const std::vector<uint8_t>& fills, uint32_t flags = 0, uint32_t shard = 0) {
+    Writer w;
+    w.u32(ns);
+    w.u32(shard);
+    w.u32(flags);
+    w.u32(static_cast<uint32_t>(fills.size()));
+    for (uint8_t f : fills) {
+      uint8_t k[16];
+      Key(f, k);
+      w.raw(k, 16);
+    }
+    return BatchOf(Call(shm::kLoadBatch, w));
+  }
+  // kStoreBatchBegin of the blocks keyed by `fills`, each `total` bytes.
+  Batch StoreBatchBegin(uint32_t ns, const std::vector<uint8_t>& fills, uint64_t total = kShardBytes) {
+    Writer w;
+    w.u32(ns);
+    w.u32(0);
+    w.u64(0);
+    w.u32(static_cast<uint32_t>(fills.size()));
+    for (uint8_t f : fills) {
+      uint8_t k[16], none[16] = {};
+      Key(f, k);
+      w.raw(k, 16);
+      w.u64(total);
+      w.u32(0);
+      w.raw(none, 16);
+    }
+    return BatchOf(Call(shm::kStoreBatchBegin, w));
+  }
+  // kStoreBatchCommit or kStoreBatchAbort of `ids`: the request's status
+  // (1: no whole reply) and, on OK, each id's in *codes.
+  int32_t FinishBatch(uint32_t op, const std::vector<uint64_t>& ids, std::vector<int32_t>* codes) {
+    Writer w;
+    w.u32(static_cast<uint32_t>(ids.size()));
+    for (uint64_t id : ids) w.u64(id);
+    Reply r = Call(op, w);
+    codes->clear();
+    if (!r.ok) return 1;
+    if (r.code != 0) return r.code;
+    Reader rd = r.reader();
+    const uint32_t n = rd.u32();
+    for (uint32_t i = 0; i < n && rd.ok(); ++i) codes->push_back(rd.i32());
+    return rd.done() && codes->size() == ids.size() ? 0 : 1;
+  }
+  // kRelease of `pins` (no reply).
+  bool Release(const std::vector<uint64_t>& pins) {
+    Writer w;
+    w.u32(static_cast<uint32_t>(pins.size()));
+    for (uint64_t p : pins) w.u64(p);
+    return Send(shm::kRelease, w);
+  }
   uint8_t* base() const { return base_; }
   uint64_t size() const { return size_; }
   bool got_fd() const { return got_fd_; }

@@ -7,6 +7,10 @@
 //    hello, a wrong credential, oversized lengths, unknown ops, malformed
 //    bodies, unopened namespaces, commits and releases of ids it does not
 //    hold, a second hello, a truncated frame, a disconnect mid-store;
+//  - the batch ops (kLoadBatch, kStoreBatch*): answers equal to single
+//    loads', bad batch frames, the per-connection caps on pins and
+//    reservations item by item, and a SIGKILLed client holding batch pins
+//    and batch reservations;
 //  - clients facing a node that does not answer: kvc_node_connect and calls
 //    end within their deadlines.
 // Throughout, nothing partial becomes visible and the node keeps serving.
@@ -18,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -80,6 +85,18 @@ long long Stat(kvc_node* n, const char* name) {
   const auto j = nlohmann::json::parse(json, nullptr, false);
   kvc_string_free(json);
   return j.is_object() && j.contains(name) && j[name].is_number() ? j[name].get<long long>() : -1;
+}
+
+// Any number of the node's stats by JSON pointer ("/tiers/host/used_bytes"),
+// or -1.
+long long StatAt(kvc_node* n, const char* pointer) {
+  char* json = nullptr;
+  kvc_error err;
+  if (kvc_node_stats_json(n, &json, &err) != KVC_OK) return -1;
+  const auto j = nlohmann::json::parse(json, nullptr, false);
+  kvc_string_free(json);
+  const nlohmann::json::json_pointer p(pointer);
+  return j.is_object() && j.contains(p) && j[p].is_number() ? j[p].get<long long>() : -1;
 }
 
 // Waits (up to 3 s) until the node holds no pin and no reservation.
@@ -168,6 +185,305 @@ void KilledHolder(const char* holder, const std::string& sock, const char* cred,
   kvc_key a = KeyOf(0x11);
   CHECK(kvc_node_delete(n, &o, &a, &err) == KVC_OK);
   CHECK(Matched(n, 0x11) == 0);
+}
+
+// The same with the batch ops: a client that pinned two blocks with one
+// kLoadBatch and reserved two with one kStoreBatchBegin (half written) is
+// SIGKILLed; the node gives everything back at once: the reserved keys take
+// a new writer, and the host tier's bytes are what they were before it came.
+void KilledBatchHolder(const char* holder, const std::string& sock, const char* cred, kvc_node* n) {
+  kvc_error err;
+  kvc_namespace_options o = Space();
+  for (uint8_t k : {0x22, 0x24}) {  // left by KilledHolder, or none
+    kvc_key key = KeyOf(k);
+    (void)kvc_node_delete(n, &o, &key, &err);
+  }
+  CHECK(Put(n, 0x11, 0x11) == KVC_OK && Put(n, 0x13, 0x13) == KVC_OK);
+  CHECK(Drained(n));
+  const long long used0 = StatAt(n, "/tiers/host/used_bytes"), blocks0 = StatAt(n, "/tiers/host/blocks");
+  CHECK(used0 > 0 && blocks0 > 0);
+  int out[2];
+  CHECK(pipe(out) == 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  std::string s = sock, t = "alice", c = cred, mode = "batch";
+  char* argv[] = {const_cast<char*>(holder), s.data(), t.data(), c.data(), mode.data(), nullptr};
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, holder, &fa, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(out[1]);
+  CHECK(rc == 0);
+  if (rc != 0) return;
+  char line[128] = {};
+  pollfd p{out[0], POLLIN, 0};
+  const bool ready = poll(&p, 1, 5000) > 0 && read(out[0], line, sizeof line - 1) > 0 && std::strncmp(line, "ready", 5) == 0;
+  CHECK(ready);
+  close(out[0]);
+  if (ready) {
+    CHECK(Stat(n, "pins") == 2);
+    CHECK(Stat(n, "pending") == 2);
+    CHECK(StatAt(n, "/tiers/host/used_bytes") > used0);  // the reservations' bytes
+    CHECK(Put(n, 0x22, 0x77) == KVC_ERR_PENDING);
+    CHECK(Put(n, 0x24, 0x78) == KVC_ERR_PENDING);
+    CHECK(Matched(n, 0x22) == 0);
+  }
+  const double t0 = Now();
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  CHECK(Drained(n));
+  CHECK(StatAt(n, "/tiers/host/used_bytes") == used0);
+  CHECK(StatAt(n, "/tiers/host/blocks") == blocks0);
+  CHECK(Put(n, 0x22, 0x77) == KVC_OK && Put(n, 0x24, 0x78) == KVC_OK);
+  CHECK(Now() - t0 < 5.0);
+  CHECK(Holds(n, 0x22, 0x77) && Holds(n, 0x24, 0x78));
+  for (uint8_t k : {0x11, 0x13, 0x22, 0x24}) {
+    kvc_key key = KeyOf(k);
+    CHECK(kvc_node_delete(n, &o, &key, &err) == KVC_OK);
+  }
+}
+
+// A kLoadBatch / kStoreBatchBegin body of `keys` (16 bytes each) after the
+// fixed fields, with n as given (which need not be keys' count).
+Writer LoadBatchBody(uint32_t ns, uint32_t shard, uint32_t n, const std::vector<std::array<uint8_t, 16>>& keys) {
+  Writer w;
+  w.u32(ns);
+  w.u32(shard);
+  w.u32(0);
+  w.u32(n);
+  for (const auto& k : keys) w.raw(k.data(), 16);
+  return w;
+}
+
+std::array<uint8_t, 16> KeyN(uint32_t i, uint8_t tag) {
+  std::array<uint8_t, 16> k{};
+  k[0] = tag;
+  std::memcpy(k.data() + 1, &i, 4);
+  return k;
+}
+
+// The batch ops over raw frames: answers equal single kLoad's; bad frames
+// get a clear status and the connection goes on; the per-connection caps on
+// pins and reservations hold item by item.
+void Batches(const std::string& sock, const char* cred, kvc_node* n) {
+  RawConn c;
+  CHECK(c.Connect(sock) && c.Hello("alice", cred) == 0);
+  const uint32_t ns = c.Open();
+  CHECK(ns != UINT32_MAX);
+  for (uint8_t k : {0xa1, 0xa2, 0xa3}) CHECK(Put(n, k, k) == KVC_OK);
+  {  // a batch answers as single loads do, item by item, in order
+    const std::vector<uint8_t> keys = {0xa1, 0x99, 0xa2, 0xa3, 0xa1};
+    const auto b = c.LoadBatch(ns, keys);
+    CHECK(b.code == 0 && b.items.size() == keys.size());
+    std::vector<uint64_t> pins;
+    for (size_t i = 0; i < b.items.size() && i < keys.size(); ++i) {
+      const auto& it = b.items[i];
+      int32_t code = 0;
+      uint64_t pin = 0, off = 0, size = 0;
+      c.Load(ns, keys[i], &code, &pin, &off, &size);
+      CHECK(it.code == code);
+      if (code != 0) {
+        CHECK(code == KVC_ERR_NOT_FOUND && it.id == 0 && it.size == 0);
+        continue;
+      }
+      CHECK(it.id != 0 && it.id != pin && it.size == size && it.off == off && size == shmtest::kShardBytes);
+      CHECK(it.off + it.size <= c.size() && c.base()[it.off] == keys[i] && c.base()[it.off + it.size - 1] == keys[i]);
+      pins.push_back(it.id);
+      pins.push_back(pin);
+    }
+    CHECK(pins.size() == 8);
+    CHECK(Stat(n, "pins") == 8);
+    CHECK(c.Release(pins));
+    CHECK(c.Call(shm::kStats, Writer()).code == 0);
+    CHECK(Stat(n, "pins") == 0);
+    const auto z = c.LoadBatch(ns, keys, shm::kLoadSizeOnly);  // sizes only: no pins
+    CHECK(z.code == 0 && z.items.size() == keys.size());
+    for (size_t i = 0; i < z.items.size(); ++i)
+      CHECK(z.items[i].id == 0 && z.items[i].code == (keys[i] == 0x99 ? KVC_ERR_NOT_FOUND : 0) &&
+            z.items[i].size == (keys[i] == 0x99 ? 0 : shmtest::kShardBytes));
+    CHECK(Stat(n, "pins") == 0);
+    const auto e = c.LoadBatch(ns, {});  // an empty batch
+    CHECK(e.code == 0 && e.items.empty());
+  }
+  // Bad batch frames: each a clear status, and the connection serves on.
+  const std::vector<std::array<uint8_t, 16>> two = {KeyN(0, 0xa1), KeyN(1, 0xa1)};
+  auto bad = [&](uint32_t op, const Writer& w, const char* says) {
+    Reply r = c.Call(op, w);
+    CHECK(r.ok && r.code == KVC_ERR_INVALID_ARGUMENT);
+    if (r.message.find(says) == std::string::npos) {
+      std::fprintf(stderr, "op %u said '%s', not '%s'\n", op, r.message.c_str(), says);
+      failures++;
+    }
+    CHECK(c.Call(shm::kStats, Writer()).code == 0);
+  };
+  bad(shm::kLoadBatch, LoadBatchBody(ns, 0, 3, two), "do not fill");  // says 3, carries 2
+  bad(shm::kLoadBatch, LoadBatchBody(ns, 0, 1, two), "do not fill");  // says 1, carries 2
+  {
+    std::vector<std::array<uint8_t, 16>> many(1025, KeyN(0, 0xa1));
+    bad(shm::kLoadBatch, LoadBatchBody(ns, 0, 1025, many), "at most 1024");
+  }
+  bad(shm::kLoadBatch, LoadBatchBody(ns, 0, 1u << 31, two), "at most 1024");
+  bad(shm::kLoadBatch, LoadBatchBody(ns, 1, 2, two), "out of range");  // one shard only
+  bad(shm::kLoadBatch, LoadBatchBody(77, 0, 2, two), "not opened");
+  {
+    Writer w;  // fixed fields cut short
+    w.u32(ns);
+    w.u32(0);
+    bad(shm::kLoadBatch, w, "malformed");
+  }
+  {
+    Writer w;  // a store batch whose n is one more than it carries
+    w.u32(ns);
+    w.u32(0);
+    w.u64(0);
+    w.u32(2);
+    const auto k = KeyN(0, 0xb9);
+    const uint8_t none[16] = {};
+    w.raw(k.data(), 16);
+    w.u64(shmtest::kShardBytes);
+    w.u32(0);
+    w.raw(none, 16);
+    bad(shm::kStoreBatchBegin, w, "do not fill");
+    Writer p;  // has_parent 2: nothing of the batch is reserved
+    p.u32(ns);
+    p.u32(0);
+    p.u64(0);
+    p.u32(2);
+    for (uint32_t hp : {0u, 2u}) {
+      const auto kk = KeyN(hp, 0xb9);
+      p.raw(kk.data(), 16);
+      p.u64(shmtest::kShardBytes);
+      p.u32(hp);
+      p.raw(none, 16);
+    }
+    bad(shm::kStoreBatchBegin, p, "has_parent");
+    CHECK(Stat(n, "pending") == 0);
+    Writer cm;  // a commit whose n is over what it carries
+    cm.u32(3);
+    cm.u64(1);
+    bad(shm::kStoreBatchCommit, cm, "do not fill");
+    Writer ab;
+    ab.u32(5000);
+    bad(shm::kStoreBatchAbort, ab, "at most 1024");
+  }
+  {  // store batches: begin, write, commit each on its own
+    const auto b = c.StoreBatchBegin(ns, {0xb1, 0xb2});
+    CHECK(b.code == 0 && b.items.size() == 2);
+    const auto l = c.StoreBatchBegin(ns, {0xb3}, shmtest::kShardBytes + 1);  // the wrong size: that item's LAYOUT
+    CHECK(l.code == 0 && l.items.size() == 1 && l.items[0].code == KVC_ERR_LAYOUT && l.items[0].id == 0);
+    std::vector<uint64_t> ids;
+    for (size_t i = 0; i < b.items.size(); ++i) {
+      const auto& it = b.items[i];
+      CHECK(it.code == 0 && it.id != 0 && it.size == shmtest::kShardBytes && it.off + it.size <= c.size());
+      if (it.code != 0 || it.off + it.size > c.size()) continue;
+      std::memset(c.base() + it.off, i == 0 ? 0xb1 : 0xb2, it.size);
+      ids.push_back(it.id);
+    }
+    CHECK(ids.size() == 2);
+    CHECK(Matched(n, 0xb1) == 0);  // nothing visible before the commit
+    std::vector<int32_t> codes;
+    if (ids.size() == 2) {
+      // An unknown reservation in the middle: that item's INVALID_ARGUMENT,
+      // the others committed.
+      CHECK(c.FinishBatch(shm::kStoreBatchCommit, {ids[0], 999999, ids[1]}, &codes) == 0);
+      CHECK(codes == std::vector<int32_t>({0, KVC_ERR_INVALID_ARGUMENT, 0}));
+      CHECK(c.FinishBatch(shm::kStoreBatchCommit, {ids[0]}, &codes) == 0);  // a second commit
+      CHECK(codes == std::vector<int32_t>({KVC_ERR_INVALID_ARGUMENT}));
+    }
+    CHECK(Holds(n, 0xb1, 0xb1) && Holds(n, 0xb2, 0xb2));
+    const auto again = c.StoreBatchBegin(ns, {0xb1, 0xb4});  // an existing block and a new one
+    CHECK(again.code == 0 && again.items.size() == 2 && again.items[0].code == KVC_ERR_EXISTS &&
+          again.items[1].code == 0);
+    if (again.items.size() == 2) {
+      std::memset(c.base() + again.items[1].off, 0x44, shmtest::kShardBytes);
+      CHECK(c.FinishBatch(shm::kStoreBatchAbort, {again.items[1].id}, &codes) == 0);
+      CHECK(codes == std::vector<int32_t>({0}));
+    }
+    CHECK(Matched(n, 0xb4) == 0);
+    CHECK(Put(n, 0xb4, 0xb4) == KVC_OK);
+    CHECK(Stat(n, "pending") == 0);
+  }
+  {  // pins past the cap: items past it are NO_SPACE, nothing else changes
+    std::vector<uint64_t> pins;
+    bool ok = true;
+    for (uint32_t round = 0; round < 4 && ok; ++round) {
+      const std::vector<uint8_t> keys(round < 3 ? 1024 : 1000, 0xa1);
+      const auto b = c.LoadBatch(ns, keys);
+      ok = b.code == 0 && b.items.size() == keys.size();
+      for (const auto& it : b.items) {
+        ok = ok && it.code == 0 && it.id != 0;
+        pins.push_back(it.id);
+      }
+    }
+    CHECK(ok && pins.size() == shm::kMaxPinsPerConnection - 24);
+    const auto b = c.LoadBatch(ns, std::vector<uint8_t>(30, 0xa2));
+    CHECK(b.code == 0 && b.items.size() == 30);
+    for (size_t i = 0; i < b.items.size(); ++i) {
+      const auto& it = b.items[i];
+      if (i < 24) {
+        CHECK(it.code == 0 && it.id != 0);
+        pins.push_back(it.id);
+      } else {
+        CHECK(it.code == KVC_ERR_NO_SPACE && it.id == 0);
+      }
+    }
+    CHECK(Stat(n, "pins") == static_cast<long long>(shm::kMaxPinsPerConnection));
+    const auto z = c.LoadBatch(ns, {0xa2}, shm::kLoadSizeOnly);  // sizes need no pin
+    CHECK(z.code == 0 && z.items.size() == 1 && z.items[0].code == 0 && z.items[0].size == shmtest::kShardBytes);
+    CHECK(c.Release(pins));  // one release of all of them
+    const auto after = c.LoadBatch(ns, {0xa2});
+    CHECK(after.code == 0 && after.items.size() == 1 && after.items[0].code == 0);
+    if (after.items.size() == 1) CHECK(c.Release({after.items[0].id}));
+    CHECK(c.Call(shm::kStats, Writer()).code == 0);
+    CHECK(Stat(n, "pins") == 0);
+  }
+  {  // reservations past the cap, likewise
+    Writer w;
+    w.u32(ns);
+    w.u32(0);
+    w.u64(0);
+    w.u32(static_cast<uint32_t>(shm::kMaxReservationsPerConnection));
+    const uint8_t none[16] = {};
+    for (uint32_t i = 0; i < shm::kMaxReservationsPerConnection; ++i) {
+      const auto k = KeyN(i, 0xc0);
+      w.raw(k.data(), 16);
+      w.u64(shmtest::kShardBytes);
+      w.u32(0);
+      w.raw(none, 16);
+    }
+    const auto b = RawConn::BatchOf(c.Call(shm::kStoreBatchBegin, w));
+    CHECK(b.code == 0 && b.items.size() == shm::kMaxReservationsPerConnection);
+    std::vector<uint64_t> ids;
+    for (const auto& it : b.items)
+      if (it.code == 0) ids.push_back(it.id);
+    CHECK(ids.size() == shm::kMaxReservationsPerConnection);
+    const auto more = c.StoreBatchBegin(ns, {0xc1, 0xc2});
+    CHECK(more.code == 0 && more.items.size() == 2 && more.items[0].code == KVC_ERR_NO_SPACE &&
+          more.items[1].code == KVC_ERR_NO_SPACE);
+    CHECK(Stat(n, "pending") == static_cast<long long>(shm::kMaxReservationsPerConnection));
+    std::vector<int32_t> codes;
+    CHECK(c.FinishBatch(shm::kStoreBatchAbort, ids, &codes) == 0);
+    CHECK(codes == std::vector<int32_t>(ids.size(), 0));
+    CHECK(Stat(n, "pending") == 0);
+    const auto now = c.StoreBatchBegin(ns, {0xc1});  // room again
+    CHECK(now.code == 0 && now.items.size() == 1 && now.items[0].code == 0);
+    if (now.items.size() == 1) {
+      std::memset(c.base() + now.items[0].off, 0xc1, shmtest::kShardBytes);
+      CHECK(c.FinishBatch(shm::kStoreBatchCommit, {now.items[0].id}, &codes) == 0 && codes == std::vector<int32_t>({0}));
+    }
+    CHECK(Holds(n, 0xc1, 0xc1));
+  }
+  c.Close();
+  CHECK(Drained(n));
+  kvc_error err;
+  kvc_namespace_options o = Space();
+  for (uint8_t k : {0xa1, 0xa2, 0xa3, 0xb1, 0xb2, 0xb4, 0xc1}) {
+    kvc_key key = KeyOf(k);
+    CHECK(kvc_node_delete(n, &o, &key, &err) == KVC_OK);
+  }
 }
 
 void BadPeers(const std::string& sock, const char* cred, kvc_node* n) {
@@ -421,6 +737,8 @@ int main(int argc, char** argv) {
   if (n == nullptr) return 1;
 
   KilledHolder(argv[1], sock, cred, n);
+  KilledBatchHolder(argv[1], sock, cred, n);
+  Batches(sock, cred, n);
   BadPeers(sock, cred, n);
   Deadlines(dir);
 
