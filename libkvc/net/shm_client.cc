@@ -22,6 +22,7 @@
 #include <map>
 #include <condition_variable>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -167,6 +168,31 @@ Status StatusFrom(int32_t code, std::string message) {
 
 Status Garbled(const char* what) { return Status(Code::kInternal, std::string("the node's ") + what + " reply is malformed"); }
 
+// A batch item's status: the node sends its code only (shm_protocol.h), so
+// the message is the code's own text, said more precisely where the code
+// has one meaning in the op (`op`: "load", "store" or "commit").
+Status ItemStatus(int32_t code, const char* op) {
+  if (code == 0) return Status::Ok();
+  if (code < static_cast<int32_t>(Code::kFenced) || code > 0)
+    return Status(Code::kInternal, "the node sent item status " + std::to_string(code));
+  const Code c = static_cast<Code>(code);
+  if (c == Code::kNotFound) return NotFound();
+  const std::string o = op;
+  if (c == Code::kNoSpace && o == "load")
+    return Status(c, "too many pins: this connection may hold " + std::to_string(shm::kMaxPinsPerConnection));
+  if (c == Code::kNoSpace && o == "store")
+    return Status(c, "too many reservations: this connection may hold " +
+                         std::to_string(shm::kMaxReservationsPerConnection));
+  if (c == Code::kLayout && o == "store") return Status(c, "the source is not the namespace's shard size");
+  if (c == Code::kInvalidArgument && o == "commit")
+    return Status(c, "the node did not hold the item's reservation any more");
+  return Status(c, std::string(CodeText(c)) + " (" + o + ")");
+}
+
+Status TooManyItems(size_t n) {
+  return InvalidArgument("a batch of " + std::to_string(n) + " items: at most " + std::to_string(kMaxBatchItems));
+}
+
 std::string SpaceKey(const NodeNamespace& ns) {
   Writer w;
   for (const std::string* s : {&ns.hash, &ns.model, &ns.revision, &ns.adapter, &ns.dtype}) w.str(*s);
@@ -290,6 +316,134 @@ class ShmNodeClient final : public NodeClient {
     if (!fits) return Garbled("store");
     if (!done.ok()) return done.status();
     return done->status;
+  }
+
+  // One kLoadBatch, a copy per found item out of the arena, and one release
+  // of every pin (deferred as Get's, riding on the next request).
+  Status GetBatch(const NodeNamespace& ns, uint32_t shard, std::span<GetItem> items) override {
+    if (items.size() > kMaxBatchItems) return TooManyItems(items.size());
+    for (GetItem& it : items) it.size = 0;
+    if (items.empty()) return Status::Ok();
+    bool size_only = true;
+    for (const GetItem& it : items) size_only = size_only && it.dst == nullptr;
+    const auto deadline = Deadline();
+    auto r = Retrying([&] {
+      return Call(shm::kLoadBatch, &ns, [&](Writer& w) {
+        w.u32(shard);
+        w.u32(size_only ? shm::kLoadSizeOnly : 0);
+        w.u32(static_cast<uint32_t>(items.size()));
+        for (const GetItem& it : items) w.raw(it.key.bytes.data(), it.key.bytes.size());
+      }, deadline);
+    });
+    Status call = r.ok() ? r->status : r.status();
+    if (!call.ok()) return FailAll(items, call);
+    Reader rd = r->reader();
+    const uint32_t n = rd.u32();
+    struct Entry {
+      int32_t code;
+      uint64_t pin, off, size;
+    };
+    std::vector<Entry> e(n == items.size() ? n : 0);
+    for (Entry& x : e) {
+      x.code = rd.i32();
+      x.pin = rd.u64();
+      x.off = rd.u64();
+      x.size = rd.u64();
+    }
+    Conn& c = *r->conn;
+    bool fits = rd.done() && n == items.size();
+    for (const Entry& x : e) fits = fits && (x.code != 0 || (x.off <= c.size && x.size <= c.size - x.off));
+    std::vector<uint64_t> pins;
+    pins.reserve(e.size());
+    for (const Entry& x : e)
+      if (x.pin != 0) pins.push_back(x.pin);
+    if (!fits) {
+      Release(r->conn, pins);
+      return FailAll(items, Garbled("load batch"));
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      GetItem& it = items[i];
+      const Entry& x = e[i];
+      it.status = ItemStatus(x.code, "load");
+      if (!it.status.ok()) continue;
+      it.size = x.size;
+      if (it.dst == nullptr) continue;
+      if (x.size > it.cap) {
+        it.status = Status(Code::kLayout, "the block shard is " + std::to_string(x.size) + " bytes, the buffer " +
+                                              std::to_string(it.cap));
+        continue;
+      }
+      // Pinned by the node until the release below.
+      std::memcpy(it.dst, c.base + x.off, x.size);
+    }
+    Release(r->conn, pins);
+    return Status::Ok();
+  }
+
+  // One kStoreBatchBegin, a copy per reserved item into the arena, one
+  // kStoreBatchCommit (and a kStoreBatchAbort of what could not be
+  // written). Never retried.
+  Status PutBatch(const NodeNamespace& ns, uint32_t shard, std::span<PutItem> items, uint64_t ttl_ms) override {
+    if (items.size() > kMaxBatchItems) return TooManyItems(items.size());
+    for (const PutItem& it : items)
+      if (it.src == nullptr && it.len != 0) return FailAll(items, InvalidArgument("an item's source is NULL"));
+    if (items.empty()) return Status::Ok();
+    const auto deadline = Deadline();
+    auto r = Call(shm::kStoreBatchBegin, &ns, [&](Writer& w) {
+      w.u32(shard);
+      w.u64(ttl_ms);
+      w.u32(static_cast<uint32_t>(items.size()));
+      const BlockKey none{};
+      for (const PutItem& it : items) {
+        w.raw(it.key.bytes.data(), it.key.bytes.size());
+        w.u64(it.len);
+        w.u32(it.parent ? 1 : 0);
+        w.raw(it.parent ? it.parent->bytes.data() : none.bytes.data(), 16);
+      }
+    }, deadline);
+    Status call = r.ok() ? r->status : r.status();
+    if (!call.ok()) return FailAll(items, call);
+    Reader rd = r->reader();
+    const uint32_t n = rd.u32();
+    Conn& c = *r->conn;
+    std::vector<uint64_t> commit, abort;
+    std::vector<size_t> committed;  // the item of each id in `commit`
+    bool garbled = n != items.size();
+    for (uint32_t i = 0; i < n && !garbled; ++i) {
+      const int32_t code = rd.i32();
+      const uint64_t id = rd.u64(), off = rd.u64(), size = rd.u64();
+      if (!rd.ok()) break;
+      PutItem& it = items[i];
+      it.status = ItemStatus(code, "store");
+      if (code != 0) continue;
+      if (off <= c.size && size <= c.size - off && size == it.len) {
+        std::memcpy(c.base + off, it.src, it.len);
+        commit.push_back(id);
+        committed.push_back(i);
+      } else {
+        abort.push_back(id);
+        it.status = Garbled("store batch");
+      }
+    }
+    garbled = garbled || !rd.done();
+    if (garbled) {
+      // Nothing committed: what was reserved is aborted with the connection,
+      // which is out of step with the node.
+      {
+        Turn lk(this);
+        c.broken = true;
+      }
+      return FailAll(items, Garbled("store batch"));
+    }
+    if (!abort.empty()) (void)Finish(shm::kStoreBatchAbort, abort, deadline, r->conn);
+    if (commit.empty()) return Status::Ok();
+    auto done = Finish(shm::kStoreBatchCommit, commit, deadline, r->conn);
+    if (!done.ok()) {
+      for (size_t i : committed) items[i].status = done.status();
+      return done.status();
+    }
+    for (size_t k = 0; k < committed.size(); ++k) items[committed[k]].status = ItemStatus((*done)[k], "commit");
+    return Status::Ok();
   }
 
   Status Delete(const NodeNamespace& ns, const BlockKey& key) override {
@@ -493,6 +647,49 @@ class ShmNodeClient final : public NodeClient {
       r = call();
     }
     return r;
+  }
+
+  // Every item's status is `failure`, which the call returns.
+  template <typename Item>
+  static Status FailAll(std::span<Item> items, const Status& failure) {
+    for (Item& it : items) it.status = failure;
+    return failure;
+  }
+
+  // A batch commit or abort of `ids` on `on`: each id's status.
+  Result<std::vector<int32_t>> Finish(uint32_t op, const std::vector<uint64_t>& ids, Clock::time_point deadline,
+                                      const std::shared_ptr<Conn>& on) {
+    auto r = Call(op, nullptr, [&](Writer& w) {
+      w.u32(static_cast<uint32_t>(ids.size()));
+      for (uint64_t id : ids) w.u64(id);
+    }, deadline, on);
+    if (!r.ok()) return r.status();
+    KVC_RETURN_IF_ERROR(r->status);
+    Reader rd = r->reader();
+    const uint32_t n = rd.u32();
+    std::vector<int32_t> codes(n == ids.size() ? n : 0);
+    for (int32_t& x : codes) x = rd.i32();
+    if (n != ids.size() || !rd.done()) return Garbled("store batch commit");
+    return codes;
+  }
+
+  // Gives many pins back at once: as Release, one frame.
+  void Release(const std::shared_ptr<Conn>& c, const std::vector<uint64_t>& pins) {
+    if (pins.empty()) return;
+    {
+      Turn lk(this);
+      if (c->broken) return;
+      c->releases.insert(c->releases.end(), pins.begin(), pins.end());
+      if (c->releases.size() >= kReleaseBatch) {
+        SendReleases(*c);
+        return;
+      }
+    }
+    std::lock_guard<std::mutex> lk(flush_mu_);
+    if (dirty_) return;
+    dirty_ = true;
+    if (!flusher_.joinable()) flusher_ = std::thread([this] { FlushLoop(); });
+    flush_cv_.notify_one();
   }
 
   // Gives a pin back. A release has no reply, and sending it alone would
