@@ -302,6 +302,112 @@ KVC_EXPORT int kvc_node_put(kvc_node* node, const kvc_namespace_options* ns, con
   });
 }
 
+namespace kvc::capi {
+namespace {
+
+// A batch's namespace, checked with the call's other arguments before
+// anything is sent.
+struct Batch {
+  net::NodeNamespace ns;
+  uint64_t shard_bytes = 0;
+};
+
+Result<Batch> CheckBatch(kvc_node* node, const kvc_namespace_options* ns, uint32_t shard,
+                         const kvc_node_item* items, size_t n) {
+  KVC_RETURN_IF_ERROR(LiveNode(node));
+  if (n > KVC_NODE_MAX_BATCH)
+    return InvalidArgument("a batch of " + std::to_string(n) + " items: at most KVC_NODE_MAX_BATCH (" +
+                           std::to_string(KVC_NODE_MAX_BATCH) + ") a call");
+  if (n > 0 && items == nullptr) return InvalidArgument("items is NULL with n = " + std::to_string(n));
+  auto nsr = NamespaceOf(ns);
+  if (!nsr.ok()) return nsr.status();
+  Batch b;
+  b.ns = std::move(*nsr);
+  b.shard_bytes = FieldsFromOptions(ns)->layout.ShardBytes();  // valid: NamespaceOf read it
+  if (shard >= b.ns.shards)
+    return InvalidArgument("shard " + std::to_string(shard) + " of a namespace of " + std::to_string(b.ns.shards) +
+                           " shard(s)");
+  for (size_t i = 0; i < n; ++i) {
+    const std::string name = "items[" + std::to_string(i) + "].buf";
+    if (items[i].buf.mem != KVC_MEM_HOST)
+      return InvalidArgument(name + " must be host memory (a batch moves host buffers)");
+    if (items[i].buf.data == nullptr && items[i].buf.len != 0)
+      return InvalidArgument(name + ".data is NULL with len " + std::to_string(items[i].buf.len));
+  }
+  return b;
+}
+
+// The call's refusal, given to every item (kvc.h: an item the node did not
+// answer carries the call's failure). Items past KVC_NODE_MAX_BATCH, or
+// none at all, are not touched.
+Status Refuse(kvc_node_item* items, size_t n, Status why) {
+  if (items != nullptr && n <= KVC_NODE_MAX_BATCH)
+    for (size_t i = 0; i < n; ++i) {
+      items[i].len = 0;
+      items[i].status = static_cast<int32_t>(why.code());
+    }
+  return why;
+}
+
+}  // namespace
+}  // namespace kvc::capi
+
+KVC_EXPORT int kvc_node_get_batch(kvc_node* node, const kvc_namespace_options* ns, uint32_t shard,
+                                  kvc_node_item* items, size_t n, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    auto b = CheckBatch(node, ns, shard, items, n);
+    if (!b.ok()) return Refuse(items, n, b.status());
+    std::vector<net::GetItem> gi(n);
+    for (size_t i = 0; i < n; ++i) {
+      gi[i].key = FromC(items[i].key);
+      gi[i].dst = items[i].buf.data;
+      gi[i].cap = items[i].buf.data ? items[i].buf.len : 0;
+    }
+    Status st = node->rep->GetBatch(b->ns, shard, gi);
+    for (size_t i = 0; i < n; ++i) {
+      const Code c = gi[i].status.code();
+      items[i].status = static_cast<int32_t>(c);
+      items[i].len = c == Code::kOk || c == Code::kLayout ? gi[i].size : 0;
+    }
+    return st;
+  });
+}
+
+KVC_EXPORT int kvc_node_put_batch(kvc_node* node, const kvc_namespace_options* ns, uint32_t shard,
+                                  kvc_node_item* items, size_t n, const kvc_store_options* opts, kvc_error* err) {
+  return Guard(err, [&]() -> Status {
+    auto b = CheckBatch(node, ns, shard, items, n);
+    if (!b.ok()) return Refuse(items, n, b.status());
+    uint64_t ttl = 0;
+    if (opts) {
+      Status s = CheckSize(opts, "kvc_store_options");
+      if (!s.ok()) return Refuse(items, n, s);
+      if (KVC_NODE_HAS(opts, kvc_store_options, ttl_ms)) ttl = opts->ttl_ms;
+    }
+    for (size_t i = 0; i < n; ++i)
+      if (items[i].buf.len != b->shard_bytes || items[i].buf.data == nullptr)
+        return Refuse(items, n,
+                      InvalidArgument("items[" + std::to_string(i) + "].buf is " +
+                                      (items[i].buf.data ? std::to_string(items[i].buf.len) + " bytes"
+                                                         : std::string("NULL")) +
+                                      ": a put stores exactly the namespace's shard_bytes (" +
+                                      std::to_string(b->shard_bytes) + ")"));
+    std::vector<net::PutItem> pi(n);
+    for (size_t i = 0; i < n; ++i) {
+      pi[i].key = FromC(items[i].key);
+      pi[i].src = items[i].buf.data;
+      pi[i].len = items[i].buf.len;
+      if (items[i].parent) pi[i].parent = FromC(*items[i].parent);
+    }
+    Status st = node->rep->PutBatch(b->ns, shard, pi, ttl);
+    for (size_t i = 0; i < n; ++i) {
+      items[i].status = static_cast<int32_t>(pi[i].status.code());
+      items[i].len = 0;
+    }
+    return st;
+  });
+}
+
 KVC_EXPORT int kvc_node_delete(kvc_node* node, const kvc_namespace_options* ns, const kvc_key* key, kvc_error* err) {
   return Guard(err, [&]() -> Status {
     KVC_RETURN_IF_ERROR(LiveNode(node));
@@ -435,6 +541,26 @@ KVC_EXPORT int kvc_node_put(kvc_node*, const kvc_namespace_options*, const kvc_k
 }
 KVC_EXPORT int kvc_node_delete(kvc_node*, const kvc_namespace_options*, const kvc_key*, kvc_error* err) {
   return Unsupported(err);
+}
+KVC_EXPORT int kvc_node_get_batch(kvc_node*, const kvc_namespace_options*, uint32_t, kvc_node_item* items, size_t n,
+                                  kvc_error* err) {
+  const int rc = Unsupported(err);
+  if (items != nullptr && n <= KVC_NODE_MAX_BATCH)
+    for (size_t i = 0; i < n; ++i) {
+      items[i].len = 0;
+      items[i].status = rc;
+    }
+  return rc;
+}
+KVC_EXPORT int kvc_node_put_batch(kvc_node*, const kvc_namespace_options*, uint32_t, kvc_node_item* items, size_t n,
+                                  const kvc_store_options*, kvc_error* err) {
+  const int rc = Unsupported(err);
+  if (items != nullptr && n <= KVC_NODE_MAX_BATCH)
+    for (size_t i = 0; i < n; ++i) {
+      items[i].len = 0;
+      items[i].status = rc;
+    }
+  return rc;
 }
 
 KVC_EXPORT const char* kvc_node_server_metrics_address(const kvc_node_server*) { return ""; }
