@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 
 #include <nlohmann/json.hpp>
 
@@ -183,6 +184,9 @@ class ClusterClient final : public net::NodeClient {
   Status Put(const net::NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
              uint64_t ttl_ms, const BlockKey* parent) override;
   Status Delete(const net::NodeNamespace& ns, const BlockKey& key) override;
+  Status GetBatch(const net::NodeNamespace& ns, uint32_t shard, std::span<net::GetItem> items) override;
+  Status PutBatch(const net::NodeNamespace& ns, uint32_t shard, std::span<net::PutItem> items,
+                  uint64_t ttl_ms) override;
   Result<uint64_t> BumpRevision(const net::NodeNamespace& ns, uint64_t cluster_count) override;
   Result<std::string> TenantCreate(const net::NodeTenantSpec& spec) override;
   Result<std::string> TenantListJson() override;
@@ -402,6 +406,39 @@ std::string ClusterClient::IdOf(const ViewState& st, const NodeSlot* s) {
   return "";
 }
 
+namespace {
+
+// A store's outcome from its replicas' answers (res[j] from nodes[j]): OK
+// once w of them acknowledged (EXISTS counts; EXISTS when all that did said
+// so), else why not, the most telling failure first (an answer such as
+// QUOTA before a node that could not be reached). *fenced: how many
+// replicas answered KVC_ERR_FENCED.
+Status QuorumOutcome(const std::vector<NodeSlot*>& nodes, const std::vector<Status>& res, uint32_t r, uint32_t w,
+                     Clock::time_point deadline, size_t* fenced) {
+  size_t acks = 0, exists = 0;
+  *fenced = 0;
+  for (const auto& s : res) {
+    acks += s.ok() || s.code() == Code::kExists;
+    exists += s.code() == Code::kExists;
+    *fenced += s.code() == Code::kFenced;
+  }
+  if (acks >= w) return exists == acks ? Status(Code::kExists, "the block is already stored") : Status::Ok();
+  Code code = Code::kOk;
+  std::string why;
+  for (size_t j = 0; j < res.size(); ++j) {
+    if (res[j].ok() || res[j].code() == Code::kExists) continue;
+    const Code c = res[j].code();
+    if (code == Code::kOk || c == Code::kFenced || (Transient(code) && !Transient(c) && code != Code::kFenced))
+      code = c;
+    why += "; node " + nodes[j]->address + ": " + res[j].message();
+  }
+  if (MsLeft(deadline) <= 0 && Transient(code)) code = Code::kTimeout;
+  return Status(code, "stored on " + std::to_string(acks) + " of the " + std::to_string(w) +
+                          " replica(s) a commit needs (R=" + std::to_string(r) + ")" + why);
+}
+
+}  // namespace
+
 Status ClusterClient::Put(const net::NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src,
                           uint64_t len, uint64_t ttl_ms, const BlockKey* parent) {
   const auto deadline = Deadline();
@@ -424,13 +461,9 @@ Status ClusterClient::Put(const net::NodeNamespace& ns, const BlockKey& key, uin
     auto res = OnEach(
         nodes, deadline, st->view->epoch,
         [&](net::NodeClient& c, size_t) { return c.Put(ns, key, shard, src, len, ttl_ms, parent); }, up < w);
-    size_t acks = 0, exists = 0, fenced = 0;
-    for (const auto& s : res) {
-      acks += s.ok() || s.code() == Code::kExists;
-      exists += s.code() == Code::kExists;
-      fenced += s.code() == Code::kFenced;
-    }
-    if (acks >= w) return exists == acks ? Status(Code::kExists, "the block is already stored") : Status::Ok();
+    size_t fenced = 0;
+    Status out = QuorumOutcome(nodes, res, r, w, deadline, &fenced);
+    if (out.ok() || out.code() == Code::kExists) return out;
     if (fenced && attempt < 3 && MsLeft(deadline) > 0) {
       // A replica knows a newer membership: catch up and place again.
       auto v = source_->Refresh(static_cast<uint32_t>(MsLeft(deadline)));
@@ -439,20 +472,7 @@ Status ClusterClient::Put(const net::NodeNamespace& ns, const BlockKey& key, uin
         continue;
       }
     }
-    // Not committed: say why, the most telling failure first (an answer
-    // such as QUOTA before a node that could not be reached).
-    Code code = Code::kOk;
-    std::string why;
-    for (size_t j = 0; j < res.size(); ++j) {
-      if (res[j].ok() || res[j].code() == Code::kExists) continue;
-      const Code c = res[j].code();
-      if (code == Code::kOk || c == Code::kFenced || (Transient(code) && !Transient(c) && code != Code::kFenced))
-        code = c;
-      why += "; node " + nodes[j]->address + ": " + res[j].message();
-    }
-    if (MsLeft(deadline) <= 0 && Transient(code)) code = Code::kTimeout;
-    return Status(code, "stored on " + std::to_string(acks) + " of the " + std::to_string(w) +
-                            " replica(s) a commit needs (R=" + std::to_string(r) + ")" + why);
+    return out;
   }
 }
 
@@ -496,6 +516,211 @@ Status ClusterClient::Get(const net::NodeNamespace& ns, const BlockKey& key, uin
     }
   }
   return answered ? NotFound() : last;
+}
+
+namespace {
+
+// Runs fn(j) for every j < n at once: the first on this thread, each other
+// on a thread of its own.
+void Parallel(size_t n, const std::function<void(size_t)>& fn) {
+  std::vector<std::future<void>> rest;
+  for (size_t j = 1; j < n; ++j) rest.push_back(std::async(std::launch::async, fn, j));
+  if (n) fn(0);
+  for (auto& f : rest) f.get();
+}
+
+// A failure of a whole batch call, as opposed to an item's own outcome (as
+// NodeClient's per-item batches judge it).
+bool FailsTheCall(Code c) {
+  return Transient(c) || c == Code::kPermission || c == Code::kInvalidArgument || c == Code::kUnsupported ||
+         c == Code::kFenced;
+}
+
+// The call's status from its items': the first item that failed the call
+// (one the nodes refused before one no node could answer), else Ok.
+Status BatchStatus(std::span<const Status* const> items) {
+  const Status* first = nullptr;
+  for (const Status* s : items) {
+    if (!FailsTheCall(s->code())) continue;
+    if (first == nullptr || (Transient(first->code()) && !Transient(s->code()))) first = s;
+  }
+  return first ? *first : Status::Ok();
+}
+
+Status TooManyItems(size_t n) {
+  return InvalidArgument("a batch of " + std::to_string(n) + " items: at most " +
+                         std::to_string(net::kMaxBatchItems));
+}
+
+}  // namespace
+
+Status ClusterClient::GetBatch(const net::NodeNamespace& ns, uint32_t shard, std::span<net::GetItem> items) {
+  if (items.size() > net::kMaxBatchItems) return TooManyItems(items.size());
+  const auto deadline = Deadline();
+  auto st = State();
+  const size_t n = items.size();
+  // Each item's nodes in Get's order: its candidates, then those skipped as
+  // down (tried again with a probe, as Get's second pass).
+  struct Try {
+    NodeSlot* slot;
+    bool force;
+  };
+  std::vector<std::vector<Try>> tries(n);
+  std::vector<size_t> pos(n, 0);
+  std::vector<uint8_t> done(n, 0), answered(n, 0);
+  std::vector<Status> last(n, Status(Code::kUnavailable, "no node holds this key"));
+  for (size_t i = 0; i < n; ++i) {
+    items[i].size = 0;
+    for (NodeSlot* s : ReadCandidates(*st, items[i].key)) tries[i].push_back({s, false});
+  }
+  for (;;) {
+    // The unresolved items, grouped by the node each is to ask next: one
+    // batch per node, the nodes in parallel.
+    std::map<std::pair<NodeSlot*, bool>, std::vector<size_t>> groups;
+    for (size_t i = 0; i < n; ++i)
+      if (!done[i] && pos[i] < tries[i].size()) groups[{tries[i][pos[i]].slot, tries[i][pos[i]].force}].push_back(i);
+    if (groups.empty()) break;
+    if (MsLeft(deadline) <= 0) {
+      for (auto& [key, m] : groups)
+        for (size_t i : m)
+          if (!answered[i]) last[i] = Status(Code::kTimeout, "the deadline passed during failover: " + last[i].message());
+      break;
+    }
+    std::vector<std::pair<std::pair<NodeSlot*, bool>, std::vector<size_t>>> jobs(groups.begin(), groups.end());
+    // Each item is in one job: a job touches only its own items' entries.
+    Parallel(jobs.size(), [&](size_t j) {
+      NodeSlot& s = *jobs[j].first.first;
+      const std::vector<size_t>& m = jobs[j].second;
+      bool skipped = false;
+      auto c = Acquire(s, deadline, jobs[j].first.second, &skipped);
+      if (!c.ok()) {
+        for (size_t i : m) {
+          if (skipped) tries[i].push_back({&s, true});
+          last[i] = c.status();
+          ++pos[i];
+        }
+        return;
+      }
+      std::vector<net::GetItem> sub(m.size());
+      for (size_t k = 0; k < m.size(); ++k) {
+        sub[k].key = items[m[k]].key;
+        sub[k].dst = items[m[k]].dst;
+        sub[k].cap = items[m[k]].cap;
+      }
+      t_deadline = deadline;
+      Status r = (*c)->GetBatch(ns, shard, sub);
+      t_deadline = {};
+      for (size_t k = 0; k < m.size(); ++k) {
+        const size_t i = m[k];
+        const Status& s_i = sub[k].status;
+        if (s_i.ok() || (!Transient(s_i.code()) && s_i.code() != Code::kNotFound && s_i.code() != Code::kCorrupt)) {
+          // Found, or an answer another replica would give too (kLayout,
+          // a refusal): as Get, the item's outcome.
+          items[i].status = s_i;
+          items[i].size = sub[k].size;
+          done[i] = 1;
+          continue;
+        }
+        if (s_i.code() == Code::kNotFound)
+          answered[i] = 1;
+        else
+          last[i] = s_i;  // a bad copy, or the node failed: the next replica
+        ++pos[i];
+      }
+      if (Transient(r.code())) Fail(s, *c, r);
+    });
+  }
+  std::vector<const Status*> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!done[i]) items[i].status = answered[i] ? NotFound() : last[i];
+    out[i] = &items[i].status;
+  }
+  return BatchStatus(out);
+}
+
+Status ClusterClient::PutBatch(const net::NodeNamespace& ns, uint32_t shard, std::span<net::PutItem> items,
+                               uint64_t ttl_ms) {
+  if (items.size() > net::kMaxBatchItems) return TooManyItems(items.size());
+  const auto deadline = Deadline();
+  std::vector<size_t> todo(items.size());
+  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+  for (int attempt = 0; !todo.empty(); ++attempt) {
+    auto st = State();
+    const uint32_t r = st->view->config.replication;
+    const uint32_t w = std::clamp<uint32_t>(st->view->config.write_quorum, 1, std::max<uint32_t>(r, 1));
+    // Each item's write replicas; the items grouped by replica, one batch
+    // per node, the nodes in parallel. A node marked down is skipped unless
+    // an item of its batch needs it for its quorum.
+    std::vector<std::vector<uint32_t>> reps(items.size());
+    std::vector<std::vector<Status>> res(items.size());
+    std::map<uint32_t, std::vector<std::pair<size_t, size_t>>> groups;  // node -> (item, replica #)
+    std::map<uint32_t, bool> force;
+    std::vector<size_t> placed;
+    std::vector<uint32_t> idx;
+    for (size_t i : todo) {
+      st->placement->WriteReplicas(items[i].key, &idx);
+      if (idx.size() < w) {
+        items[i].status = Status(Code::kUnavailable, "a store needs " + std::to_string(w) + " replica(s) but only " +
+                                                         std::to_string(idx.size()) + " node(s) are up for writes");
+        continue;
+      }
+      placed.push_back(i);
+      reps[i] = idx;
+      res[i].assign(idx.size(), Status(Code::kInternal, "not answered"));
+      size_t up = 0;
+      for (uint32_t x : idx) up += !st->slots[x]->Down();
+      for (size_t k = 0; k < idx.size(); ++k) {
+        groups[idx[k]].push_back({i, k});
+        force[idx[k]] = force[idx[k]] || up < w;
+      }
+    }
+    std::vector<std::pair<uint32_t, std::vector<std::pair<size_t, size_t>>>> jobs(groups.begin(), groups.end());
+    const uint64_t epoch = st->view->epoch;
+    Parallel(jobs.size(), [&](size_t j) {
+      NodeSlot& s = *st->slots[jobs[j].first];
+      const auto& m = jobs[j].second;
+      auto c = Acquire(s, deadline, force.at(jobs[j].first));
+      if (!c.ok()) {
+        for (const auto& [i, k] : m) res[i][k] = c.status();
+        return;
+      }
+      std::vector<net::PutItem> sub(m.size());
+      for (size_t q = 0; q < m.size(); ++q) {
+        const net::PutItem& it = items[m[q].first];
+        sub[q].key = it.key;
+        sub[q].src = it.src;
+        sub[q].len = it.len;
+        sub[q].parent = it.parent;
+      }
+      t_deadline = deadline;
+      t_epoch = epoch;
+      Status rs = (*c)->PutBatch(ns, shard, sub, ttl_ms);
+      t_deadline = {};
+      t_epoch = 0;
+      for (size_t q = 0; q < m.size(); ++q) res[m[q].first][m[q].second] = sub[q].status;
+      if (Transient(rs.code())) Fail(s, *c, rs);
+    });
+    std::vector<size_t> fenced_items;
+    for (size_t i : placed) {
+      std::vector<NodeSlot*> nodes;
+      for (uint32_t x : reps[i]) nodes.push_back(st->slots[x].get());
+      size_t fenced = 0;
+      items[i].status = QuorumOutcome(nodes, res[i], r, w, deadline, &fenced);
+      if (!items[i].status.ok() && items[i].status.code() != Code::kExists && fenced) fenced_items.push_back(i);
+    }
+    todo.clear();
+    if (!fenced_items.empty() && attempt < 3 && MsLeft(deadline) > 0) {
+      // A replica knows a newer membership: catch up and place those again.
+      auto v = source_->Refresh(static_cast<uint32_t>(std::max<int64_t>(1, MsLeft(deadline))));
+      if (v && v->epoch > st->view->epoch) {
+        Install(v);
+        todo = std::move(fenced_items);
+      }
+    }
+  }
+  std::vector<const Status*> out(items.size());
+  for (size_t i = 0; i < items.size(); ++i) out[i] = &items[i].status;
+  return BatchStatus(out);
 }
 
 Result<size_t> ClusterClient::Match(const net::NodeNamespace& ns, const std::vector<BlockKey>& keys,

@@ -13,6 +13,13 @@
 // - Get: the replicas one after another (the local node first, nodes
 //   marked down last), then the owners of the previous view for
 //   kPreviousViewMs after a change; a miss or a failure moves to the next.
+// - GetBatch: the items grouped by the node each is to be read from (as
+//   Get's order), one batch per node, the nodes in parallel; an item a node
+//   lacked or could not answer goes, with the others of its group, to its
+//   next candidate, until each is found or every candidate was asked.
+// - PutBatch: the items grouped by write replica, one batch per node, the
+//   nodes in parallel; each item committed as Put commits it (write_quorum
+//   of its R replicas; fenced items placed again in a refreshed view).
 // - Match: the keys grouped per owner, asked in parallel; a key one owner
 //   lacks is asked of its next owner.
 // - Delete: static peers: every node that may hold the key; etcd: every
