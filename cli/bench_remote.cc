@@ -42,6 +42,26 @@ class BlockClient {
   // Copies block `index` (`key`) into `dst` (exactly `len` bytes).
   virtual Outcome Get(size_t index, const kvc_key& key, uint8_t* dst, size_t len,
                       std::string* err) = 0;
+  // n blocks in one exchange where the target has one (the node: one
+  // kvc_node_put_batch / kvc_node_get_batch; Redis: n commands pipelined);
+  // out[i]: block i's outcome; *err: the first failure. By default one Put /
+  // Get per block.
+  virtual void PutBatch(const uint32_t* index, const kvc_key* keys, uint8_t* const* srcs, size_t n, size_t len,
+                        Outcome* out, std::string* err) {
+    for (size_t i = 0; i < n; ++i) {
+      std::string e;
+      out[i] = Put(index[i], keys[i], srcs[i], len, &e);
+      if (out[i] == Outcome::kError && err->empty()) *err = e;
+    }
+  }
+  virtual void GetBatch(const uint32_t* index, const kvc_key* keys, uint8_t* const* dsts, size_t n, size_t len,
+                        Outcome* out, std::string* err) {
+    for (size_t i = 0; i < n; ++i) {
+      std::string e;
+      out[i] = Get(index[i], keys[i], dsts[i], len, &e);
+      if (out[i] == Outcome::kError && err->empty()) *err = e;
+    }
+  }
   // How many of `keys` are present (the node: the leading blocks; Redis:
   // EXISTS, all of them). false: no match on this target.
   virtual bool HasMatch() const { return true; }
@@ -129,6 +149,44 @@ class NodeBlockClient final : public BlockClient {
     }
     return Outcome::kOk;
   }
+  void PutBatch(const uint32_t*, const kvc_key* keys, uint8_t* const* srcs, size_t n, size_t len, Outcome* out,
+                std::string* err) override {
+    items_.assign(n, kvc_node_item{});
+    for (size_t i = 0; i < n; ++i) {
+      items_[i].key = keys[i];
+      items_[i].buf = KVC_HOST_BUF(srcs[i], len);
+    }
+    kvc_error e{};
+    const int rc = kvc_node_put_batch(node_, &ns_, 0, items_.data(), n, nullptr, &e);
+    for (size_t i = 0; i < n; ++i) {
+      const int s = items_[i].status;
+      out[i] = s == KVC_OK ? Outcome::kOk : s == KVC_ERR_EXISTS ? Outcome::kExists : Outcome::kError;
+      if (out[i] == Outcome::kError && err->empty())
+        *err = "put_batch: " + (rc != KVC_OK ? StatusText(rc, e) : std::string(kvc_status_name(s)));
+    }
+  }
+  void GetBatch(const uint32_t*, const kvc_key* keys, uint8_t* const* dsts, size_t n, size_t len, Outcome* out,
+                std::string* err) override {
+    items_.assign(n, kvc_node_item{});
+    for (size_t i = 0; i < n; ++i) {
+      items_[i].key = keys[i];
+      items_[i].buf = KVC_HOST_BUF(dsts[i], len);
+    }
+    kvc_error e{};
+    const int rc = kvc_node_get_batch(node_, &ns_, 0, items_.data(), n, &e);
+    for (size_t i = 0; i < n; ++i) {
+      const int s = items_[i].status;
+      out[i] = s == KVC_OK ? Outcome::kOk : s == KVC_ERR_NOT_FOUND ? Outcome::kMiss : Outcome::kError;
+      if (out[i] == Outcome::kOk && items_[i].len != len) {
+        out[i] = Outcome::kError;
+        if (err->empty())
+          *err = "get_batch: " + std::to_string(items_[i].len) + " bytes where " + std::to_string(len) +
+                 " were stored";
+      }
+      if (out[i] == Outcome::kError && err->empty())
+        *err = "get_batch: " + (rc != KVC_OK ? StatusText(rc, e) : std::string(kvc_status_name(s)));
+    }
+  }
   Outcome Match(const std::vector<kvc_key>& keys, size_t* present, std::string* err) override {
     kvc_error e{};
     const int rc = kvc_node_match(node_, present, nullptr, &ns_, keys.data(), keys.size(), &e);
@@ -147,6 +205,7 @@ class NodeBlockClient final : public BlockClient {
   uint32_t head_dim_;
   kvc_namespace_options ns_ = KVC_NAMESPACE_OPTIONS_INIT;
   kvc_node* node_ = nullptr;
+  std::vector<kvc_node_item> items_;  // a batch's items, reused
 };
 
 #if KVC_BENCH_HIREDIS
@@ -225,6 +284,43 @@ class RedisBlockClient final : public BlockClient {
     std::memcpy(dst, r->str, len);  // into the caller's buffer, as kvc_node_get does
     return Outcome::kOk;
   }
+  // The fair peer of a node batch: n SETs (GETs) appended, sent together,
+  // then n replies read.
+  void PutBatch(const uint32_t*, const kvc_key* keys, uint8_t* const* srcs, size_t n, size_t len, Outcome* out,
+                std::string* err) override {
+    size_t sent = 0;
+    for (; sent < n; ++sent)
+      if (redisAppendCommand(ctx_, "SET %b %b", keys[sent].bytes, sizeof keys[sent].bytes, srcs[sent], len) !=
+          REDIS_OK)
+        break;
+    for (size_t i = 0; i < n; ++i) {
+      ReplyPtr r = i < sent ? Reply() : nullptr;
+      out[i] = r && r->type == REDIS_REPLY_STATUS ? Outcome::kOk : Outcome::kError;
+      if (out[i] == Outcome::kError && err->empty()) *err = "SET (pipelined): " + Error(r.get());
+    }
+  }
+  void GetBatch(const uint32_t*, const kvc_key* keys, uint8_t* const* dsts, size_t n, size_t len, Outcome* out,
+                std::string* err) override {
+    size_t sent = 0;
+    for (; sent < n; ++sent)
+      if (redisAppendCommand(ctx_, "GET %b", keys[sent].bytes, sizeof keys[sent].bytes) != REDIS_OK) break;
+    for (size_t i = 0; i < n; ++i) {
+      ReplyPtr r = i < sent ? Reply() : nullptr;
+      if (r && r->type == REDIS_REPLY_NIL) {
+        out[i] = Outcome::kMiss;
+      } else if (r && r->type == REDIS_REPLY_STRING && r->len == len) {
+        std::memcpy(dsts[i], r->str, len);
+        out[i] = Outcome::kOk;
+      } else {
+        out[i] = Outcome::kError;
+        if (err->empty())
+          *err = r && r->type == REDIS_REPLY_STRING
+                     ? "GET (pipelined): " + std::to_string(r->len) + " bytes where " + std::to_string(len) +
+                           " were stored"
+                     : "GET (pipelined): " + Error(r.get());
+      }
+    }
+  }
   Outcome Match(const std::vector<kvc_key>& keys, size_t* present, std::string* err) override {
     std::vector<const char*> argv{"EXISTS"};
     std::vector<size_t> lens{6};
@@ -247,6 +343,11 @@ class RedisBlockClient final : public BlockClient {
   }
 
  private:
+  ReplyPtr Reply() {
+    void* r = nullptr;
+    if (redisGetReply(ctx_, &r) != REDIS_OK) return nullptr;
+    return ReplyPtr(static_cast<redisReply*>(r));
+  }
   std::string Error(const redisReply* r) const {
     if (r != nullptr && r->type == REDIS_REPLY_ERROR) return std::string(r->str, r->len);
     if (r != nullptr) return "unexpected reply type " + std::to_string(r->type);
@@ -364,7 +465,17 @@ nlohmann::json MeasureTarget(const RemoteConfig& c, const std::string& name, con
     std::vector<kvc_key> keys(c.blocks);
     for (uint32_t i = 0; i < c.blocks; ++i)
       keys[i] = SyntheticKey(key_base | (uint64_t{t} << 20) | i);
-    HostBuffer src(bb), dst(bb);
+    // A call moves `batch` blocks (the last call of a phase the rest).
+    const size_t batch = c.batch;
+    HostBuffer src(bb * batch), dst(bb * batch);
+    std::vector<uint8_t*> srcs(batch), dsts(batch);
+    for (size_t k = 0; k < batch; ++k) {
+      srcs[k] = src.data() + k * bb;
+      dsts[k] = dst.data() + k * bb;
+    }
+    std::vector<Outcome> outs(batch);
+    std::vector<uint32_t> idx(batch);
+    std::vector<kvc_key> bkeys(batch);
     auto note = [](PhaseStats& p, const std::string& err) {
       p.errors++;
       if (p.first_error.empty()) p.first_error = err;
@@ -372,21 +483,31 @@ nlohmann::json MeasureTarget(const RemoteConfig& c, const std::string& name, con
     // put
     sync.arrive_and_wait();
     res.put.start_ns = NowNs();
-    for (uint32_t i = 0; i < c.blocks; ++i) {
-      FillBlock(src.data(), bb, keys[i]);
+    for (uint32_t i0 = 0; i0 < c.blocks; i0 += static_cast<uint32_t>(batch)) {
+      const size_t n = std::min<size_t>(batch, c.blocks - i0);
+      for (size_t k = 0; k < n; ++k) {
+        idx[k] = i0 + static_cast<uint32_t>(k);
+        bkeys[k] = keys[idx[k]];
+        FillBlock(srcs[k], bb, bkeys[k]);
+      }
       std::string err;
       const uint64_t t0 = NowNs();
-      const Outcome o = cl.Put(i, keys[i], src.data(), bb, &err);
+      if (batch == 1)
+        outs[0] = cl.Put(idx[0], bkeys[0], srcs[0], bb, &err);
+      else
+        cl.PutBatch(idx.data(), bkeys.data(), srcs.data(), n, bb, outs.data(), &err);
       const uint64_t dt = NowNs() - t0;
       res.put.latency.Record(dt);
       res.put.busy_ns += dt;
-      if (o == Outcome::kOk) {
-        res.put.ok++;
-        res.put.bytes += bb;
-      } else if (o == Outcome::kExists) {
-        res.put.exists++;
-      } else {
-        note(res.put, err);
+      for (size_t k = 0; k < n; ++k) {
+        if (outs[k] == Outcome::kOk) {
+          res.put.ok++;
+          res.put.bytes += bb;
+        } else if (outs[k] == Outcome::kExists) {
+          res.put.exists++;
+        } else {
+          note(res.put, err);
+        }
       }
     }
     res.put.end_ns = NowNs();
@@ -417,22 +538,32 @@ nlohmann::json MeasureTarget(const RemoteConfig& c, const std::string& name, con
     res.get.start_ns = NowNs();
     for (uint32_t p = 0; p < c.passes; ++p) {
       std::shuffle(order.begin(), order.end(), rng);
-      for (uint32_t i : order) {
+      for (size_t j0 = 0; j0 < order.size(); j0 += batch) {
+        const size_t n = std::min<size_t>(batch, order.size() - j0);
+        for (size_t k = 0; k < n; ++k) {
+          idx[k] = order[j0 + k];
+          bkeys[k] = keys[idx[k]];
+        }
         std::string err;
         const uint64_t t0 = NowNs();
-        const Outcome o = cl.Get(i, keys[i], dst.data(), bb, &err);
+        if (batch == 1)
+          outs[0] = cl.Get(idx[0], bkeys[0], dsts[0], bb, &err);
+        else
+          cl.GetBatch(idx.data(), bkeys.data(), dsts.data(), n, bb, outs.data(), &err);
         const uint64_t dt = NowNs() - t0;
         res.get.latency.Record(dt);
         res.get.busy_ns += dt;
-        if (o == Outcome::kOk) {
-          res.get.ok++;
-          res.get.bytes += bb;
-          if (!CheckBlock(dst.data(), bb, keys[i], true)) res.verify_failures++;
-          std::memset(dst.data(), 0, 64);  // a stale buffer must not pass the next check
-        } else if (o == Outcome::kMiss) {
-          res.get.misses++;
-        } else {
-          note(res.get, err);
+        for (size_t k = 0; k < n; ++k) {
+          if (outs[k] == Outcome::kOk) {
+            res.get.ok++;
+            res.get.bytes += bb;
+            if (!CheckBlock(dsts[k], bb, bkeys[k], true)) res.verify_failures++;
+            std::memset(dsts[k], 0, 64);  // a stale buffer must not pass the next check
+          } else if (outs[k] == Outcome::kMiss) {
+            res.get.misses++;
+          } else {
+            note(res.get, err);
+          }
         }
       }
     }
@@ -500,6 +631,7 @@ int RunRemoteBench(const RemoteConfig& c, nlohmann::json* out) {
       (std::random_device{}() ^ NowNs() ^ static_cast<uint64_t>(getpid())) & 0xFFFF;
   nlohmann::json report = {{"bench", "remote"},
                            {"block_bytes", c.block_bytes},
+                           {"batch", c.batch},
                            {"threads", c.threads},
                            {"blocks_per_thread", c.blocks},
                            {"passes", c.passes},
@@ -645,6 +777,7 @@ void PrintRemoteReport(const nlohmann::json& r, Output format) {
   for (const auto& row : r["targets"]) {
     nlohmann::json with = row;
     with["block_bytes"] = r["block_bytes"];
+    with["batch"] = r["batch"];
     with["threads"] = r["threads"];
     flat.emplace_back();
     FlattenRow(with, "", &flat.back());
@@ -667,12 +800,14 @@ void PrintRemoteReport(const nlohmann::json& r, Output format) {
     }
     return;
   }
-  std::printf("blocks     %s each, %llu threads x %llu blocks, %llu match and get passes; %s\n",
+  const uint64_t batch = r.value("batch", uint64_t{1});
+  std::printf("blocks     %s each, %llu threads x %llu blocks, %llu match and get passes, %llu %s a call%s; %s\n",
               FormatSize(r["block_bytes"].get<uint64_t>()).c_str(),
               static_cast<unsigned long long>(r["threads"].get<uint64_t>()),
               static_cast<unsigned long long>(r["blocks_per_thread"].get<uint64_t>()),
               static_cast<unsigned long long>(r["passes"].get<uint64_t>()),
-              r["cpu"].get<std::string>().c_str());
+              static_cast<unsigned long long>(batch), batch == 1 ? "block" : "blocks",
+              batch == 1 ? "" : " (latency per call)", r["cpu"].get<std::string>().c_str());
   std::printf("%-8s %-24s %9s %8s %8s %9s %8s %8s %9s %8s %6s %7s %7s %7s %7s\n", "target", "address",
               "put GB/s", "p50 us", "p99 us", "get GB/s", "p50 us", "p99 us", "match/s", "p50 us",
               "verify", "put/rds", "get/rds", "put/mem", "get/mem");

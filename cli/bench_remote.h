@@ -30,6 +30,8 @@ struct RemoteConfig {
   uint32_t threads = 2;   // client threads; each has its own connection
   uint32_t blocks = 64;   // distinct blocks each thread puts
   uint32_t passes = 4;    // times each thread matches and gets all its blocks
+  uint32_t batch = 1;     // blocks a call: node and cluster kvc_node_*_batch,
+                          // Redis that many commands pipelined; 1: one call a block
   uint32_t rounds = 3;    // every target measured this many times, alternating;
                           // each phase's best round is kept
   std::string tenant, credential;  // node and cluster targets; empty: none
@@ -45,7 +47,7 @@ struct RemoteConfig {
 // Sets glibc's malloc thresholds for the process (mallopt), so that the
 // block-sized buffers gRPC and hiredis allocate per call are reused rather
 // than mapped and page-faulted anew on every call; the same for every target.
-// REQUIRES: threads, blocks, passes, rounds >= 1; block_bytes even and >= 2.
+// REQUIRES: threads, blocks, passes, rounds >= 1; 1 <= batch <= KVC_NODE_MAX_BATCH; block_bytes even and >= 2.
 int RunRemoteBench(const RemoteConfig& config, nlohmann::json* out);
 
 // Table (a line per target, ratios beside), JSON, or CSV (a header of the

@@ -17,6 +17,7 @@
 #include "bench_report.h"
 #include "bench_workload.h"
 #include "command.h"
+#include "kvc.h"
 
 namespace kvc::cli {
 namespace {
@@ -60,6 +61,7 @@ struct Flags {
   uint32_t blocks = 64;
   uint32_t passes = 4;
   uint32_t rounds = 3;
+  uint32_t batch = 1;
   std::string tenant, credential;
   uint32_t timeout_ms = 0;
 };
@@ -71,13 +73,13 @@ constexpr const char* kEmbeddedOnly[] = {
     "--max-context", "--verify", "--tiers",    "--ssd-dir",     "--ssd-capacity", "--write-mode",
     "--tenants",  "--tenant-quota", "--micro", "--quick", "--seed"};
 constexpr const char* kRemoteOnly[] = {"--block-bytes", "--blocks", "--passes", "--rounds",
-                                       "--timeout-ms"};
+                                       "--timeout-ms", "--batch"};
 
 int RunRemote(Flags& f) {
   for (const char* flag : kEmbeddedOnly)
     if (f.app->count(flag))
       return Usage(std::string(flag) + " is for the embedded cache; with --node, --cluster or "
-                                       "--redis use --block-bytes, --blocks, --passes, --threads");
+                                       "--redis use --block-bytes, --blocks, --batch, --passes, --threads");
   RemoteConfig rc;
   for (const auto& a : f.nodes) rc.targets.push_back({"node", a});
   for (const auto& a : f.clusters) rc.targets.push_back({"cluster", a});
@@ -92,6 +94,8 @@ int RunRemote(Flags& f) {
   if (f.blocks == 0 || f.blocks > (1u << 20)) return Usage("--blocks must be between 1 and 1048576");
   if (f.passes == 0) return Usage("--passes must be at least 1");
   if (f.rounds == 0 || f.rounds > 100) return Usage("--rounds must be between 1 and 100");
+  if (f.batch == 0 || f.batch > KVC_NODE_MAX_BATCH)
+    return Usage("--batch must be between 1 and " + std::to_string(KVC_NODE_MAX_BATCH) + " (KVC_NODE_MAX_BATCH)");
   BenchConfig& c = f.config;
   if (f.app->count("--threads") && (c.threads == 0 || c.threads > 256))
     return Usage("--threads must be between 1 and 256");
@@ -99,6 +103,7 @@ int RunRemote(Flags& f) {
   rc.blocks = f.blocks;
   rc.passes = f.passes;
   rc.rounds = f.rounds;
+  rc.batch = f.batch;
   rc.tenant = f.tenant;
   rc.credential = f.credential;
   rc.timeout_ms = f.timeout_ms;
@@ -263,6 +268,10 @@ Registration RegisterBench(CLI::App& root) {
   app->add_option("--blocks", f->blocks, "Blocks each thread puts (remote targets)")
       ->capture_default_str();
   app->add_option("--passes", f->passes, "Times each thread matches and gets its blocks")
+      ->capture_default_str();
+  app->add_option("--batch", f->batch,
+                  "Blocks a call on the remote targets: kvc_node_put_batch/get_batch on --node and "
+                  "--cluster, that many SETs/GETs pipelined on --redis")
       ->capture_default_str();
   app->add_option("--rounds", f->rounds,
                   "Times every target is measured, alternating; the best round of each phase is kept")

@@ -121,6 +121,35 @@ def test_node_and_redis_side_by_side(node, redis):
     assert json.loads(stat.stdout)["pending"] == 0
 
 
+def test_batches(node, redis):
+    # --batch 3 over 4 blocks a thread: calls of 3 and 1 blocks. Node and
+    # cluster go through kvc_node_put_batch/get_batch, Redis pipelines; the
+    # bytes and the verification are as with one block a call, ops count calls.
+    calls = 2
+    r = kvc("bench", "--node", node, "--cluster", "peers:" + node, "--redis", redis, "--block-bytes", "64KiB",
+            "--threads", str(THREADS), "--blocks", str(BLOCKS), "--passes", str(PASSES), "--batch", "3",
+            "-o", "json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["batch"] == 3
+    assert [t["name"] for t in rep["targets"]] == ["memcpy", "node", "cluster", "redis"]
+    for t in rep["targets"]:
+        assert "error" not in t and t["verify_failures"] == 0 and t["errors"] == 0, t
+        assert t["put"]["ops"] == THREADS * calls and t["put"]["bytes"] == THREADS * BLOCKS * 65536, t
+        assert t["put"]["exists"] == 0
+        assert t["get"]["ops"] == THREADS * calls * PASSES and t["get"]["misses"] == 0, t
+        assert t["get"]["bytes"] == THREADS * BLOCKS * PASSES * 65536
+    n, rd = rep["targets"][1], rep["targets"][3]
+    assert n["vs_redis"]["get_gbps"] == pytest.approx(n["get"]["gbps"] / rd["get"]["gbps"], rel=1e-6)
+    t = kvc("bench", "--node", node, "--block-bytes", "64KiB", "--threads", "1", "--blocks", "5",
+            "--passes", "1", "--batch", "4")
+    assert t.returncode == 0, t.stderr
+    assert "4 blocks a call (latency per call)" in t.stdout
+    d = kvc("bench", "--node", node, "--block-bytes", "64KiB", "--threads", "1", "--blocks", "2", "--passes", "1",
+            "-o", "json")
+    assert d.returncode == 0 and json.loads(d.stdout)["batch"] == 1
+
+
 def test_csv_and_table(node, redis):
     r = kvc("bench", "--node", node, "--redis", redis, "--block-bytes", "64KiB", "--threads", "1",
             "--blocks", "4", "--passes", "1", "-o", "csv")
@@ -160,6 +189,9 @@ def test_unreachable_targets_are_reported_and_the_rest_measured(node):
     ["--node", "127.0.0.1:1", "--passes", "0"],
     ["--node", "127.0.0.1:1", "--workload", "rag"],
     ["--node", "127.0.0.1:1", "--micro"],
+    ["--node", "127.0.0.1:1", "--batch", "0"],
+    ["--node", "127.0.0.1:1", "--batch", "1025"],
+    ["--batch", "4"],
     ["--blocks", "4"],
     ["--block-bytes", "1MiB"],
 ])
