@@ -87,11 +87,17 @@ enum Op : uint32_t {
   // u32 has_parent, parent key of 16 bytes)
   //   -> u32 n, n x (i32 status, u64 reservation, u64 offset, u64 size).
   // Each reserved item (status OK) is written at its offset, then committed
-  // or aborted with the two ops below, as kStoreBegin's.
+  // or aborted with the two ops below, as kStoreBegin's. An item whose
+  // total_bytes is not the namespace's shard size is KVC_ERR_LAYOUT;
+  // reservations past kMaxReservationsPerConnection are KVC_ERR_NO_SPACE
+  // ("too many reservations"). A has_parent other than 0 or 1 fails the
+  // whole request, before anything is reserved; so does the node's write
+  // fence.
   kStoreBatchBegin = 14,
   // u32 n, n u64 reservations -> u32 n, n x i32 status. Each is committed
   // (or aborted) on its own; a reservation this connection does not hold is
-  // that item's KVC_ERR_INVALID_ARGUMENT.
+  // that item's KVC_ERR_INVALID_ARGUMENT. The write fence is asked once per
+  // commit request; its refusal is each held item's status (aborted).
   kStoreBatchCommit = 15,
   kStoreBatchAbort = 16,
   kMaxOp = 16,
