@@ -338,12 +338,13 @@ Result<Batch> CheckBatch(kvc_node* node, const kvc_namespace_options* ns, uint32
 }
 
 // The call's refusal, given to every item (kvc.h: an item the node did not
-// answer carries the call's failure). Items past KVC_NODE_MAX_BATCH, or
-// none at all, are not touched.
-Status Refuse(kvc_node_item* items, size_t n, Status why) {
+// answer carries the call's failure), with len 0 for a get (a put's len is
+// the caller's). Items past KVC_NODE_MAX_BATCH, or none at all, are not
+// touched.
+Status Refuse(kvc_node_item* items, size_t n, Status why, bool get) {
   if (items != nullptr && n <= KVC_NODE_MAX_BATCH)
     for (size_t i = 0; i < n; ++i) {
-      items[i].len = 0;
+      if (get) items[i].len = 0;
       items[i].status = static_cast<int32_t>(why.code());
     }
   return why;
@@ -356,7 +357,7 @@ KVC_EXPORT int kvc_node_get_batch(kvc_node* node, const kvc_namespace_options* n
                                   kvc_node_item* items, size_t n, kvc_error* err) {
   return Guard(err, [&]() -> Status {
     auto b = CheckBatch(node, ns, shard, items, n);
-    if (!b.ok()) return Refuse(items, n, b.status());
+    if (!b.ok()) return Refuse(items, n, b.status(), true);
     std::vector<net::GetItem> gi(n);
     for (size_t i = 0; i < n; ++i) {
       gi[i].key = FromC(items[i].key);
@@ -377,11 +378,11 @@ KVC_EXPORT int kvc_node_put_batch(kvc_node* node, const kvc_namespace_options* n
                                   kvc_node_item* items, size_t n, const kvc_store_options* opts, kvc_error* err) {
   return Guard(err, [&]() -> Status {
     auto b = CheckBatch(node, ns, shard, items, n);
-    if (!b.ok()) return Refuse(items, n, b.status());
+    if (!b.ok()) return Refuse(items, n, b.status(), false);
     uint64_t ttl = 0;
     if (opts) {
       Status s = CheckSize(opts, "kvc_store_options");
-      if (!s.ok()) return Refuse(items, n, s);
+      if (!s.ok()) return Refuse(items, n, s, false);
       if (KVC_NODE_HAS(opts, kvc_store_options, ttl_ms)) ttl = opts->ttl_ms;
     }
     for (size_t i = 0; i < n; ++i)
@@ -391,7 +392,8 @@ KVC_EXPORT int kvc_node_put_batch(kvc_node* node, const kvc_namespace_options* n
                                       (items[i].buf.data ? std::to_string(items[i].buf.len) + " bytes"
                                                          : std::string("NULL")) +
                                       ": a put stores exactly the namespace's shard_bytes (" +
-                                      std::to_string(b->shard_bytes) + ")"));
+                                      std::to_string(b->shard_bytes) + ")"),
+                      false);
     std::vector<net::PutItem> pi(n);
     for (size_t i = 0; i < n; ++i) {
       pi[i].key = FromC(items[i].key);
@@ -400,10 +402,7 @@ KVC_EXPORT int kvc_node_put_batch(kvc_node* node, const kvc_namespace_options* n
       if (items[i].parent) pi[i].parent = FromC(*items[i].parent);
     }
     Status st = node->rep->PutBatch(b->ns, shard, pi, ttl);
-    for (size_t i = 0; i < n; ++i) {
-      items[i].status = static_cast<int32_t>(pi[i].status.code());
-      items[i].len = 0;
-    }
+    for (size_t i = 0; i < n; ++i) items[i].status = static_cast<int32_t>(pi[i].status.code());
     return st;
   });
 }
@@ -556,10 +555,7 @@ KVC_EXPORT int kvc_node_put_batch(kvc_node*, const kvc_namespace_options*, uint3
                                   const kvc_store_options*, kvc_error* err) {
   const int rc = Unsupported(err);
   if (items != nullptr && n <= KVC_NODE_MAX_BATCH)
-    for (size_t i = 0; i < n; ++i) {
-      items[i].len = 0;
-      items[i].status = rc;
-    }
+    for (size_t i = 0; i < n; ++i) items[i].status = rc;
   return rc;
 }
 

@@ -121,6 +121,7 @@ static void batch_scenario(const char *addr, int tag, const kvc_cache_options *c
     again[2].buf = b5;
     CHECK(kvc_node_put_batch(node, &o, 0, again, 3, NULL, &err) == KVC_OK);
     CHECK(again[0].status == KVC_ERR_EXISTS && again[1].status == KVC_OK && again[2].status == KVC_OK);
+    CHECK(again[0].len == 0 && again[1].len == 0); /* as the caller left them */
     /* The same answers one at a time, and from the embedded cache. */
     CHECK(kvc_node_put(node, &o, &keys[0], 0, &b0, NULL, &err) == KVC_ERR_EXISTS);
     CHECK(kvc_node_put(node, &o, &keys[4], 0, &b4, NULL, &err) == KVC_ERR_EXISTS);
@@ -178,7 +179,9 @@ static void batch_scenario(const char *addr, int tag, const kvc_cache_options *c
     bad[0].buf = good;
     bad[1].key = batch_key(tag, 99);
     bad[1].buf = shortb;
+    bad[0].len = 4242; /* a put writes only the status */
     CHECK(kvc_node_put_batch(node, &o, 0, bad, 2, NULL, &err) == KVC_ERR_INVALID_ARGUMENT);
+    CHECK(bad[0].len == 4242);
     CHECK(strstr(err.message, "items[1].buf") != NULL && strstr(err.message, "shard_bytes") != NULL);
     CHECK(bad[0].status == KVC_ERR_INVALID_ARGUMENT && bad[1].status == KVC_ERR_INVALID_ARGUMENT);
     CHECK(!node_has(node, &o, &keys[kBatch]) && !node_has(node, &o, &bad[1].key));
