@@ -11,7 +11,9 @@
  *     Gets blocks 0..N (block N was never stored) with one
  *     kvc_node_get_batch, then each alone with kvc_node_get.
  *     {"rc":..,"status":[..],"len":[..],"bytes_ok":[..],"single":[..],
- *      "single_len":[..],"seconds":..} */
+ *      "single_len":[..],"seconds":..}
+ *   cluster_batch_tool getb CLUSTER N SEED
+ *     As get, the batch alone (no single gets): {"rc":..,"status":[..]} */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +118,7 @@ int main(int argc, char **argv) {
     kvc_node_close(cluster);
     return 0;
   }
-  if (strcmp(argv[1], "get") == 0) {
+  if (strcmp(argv[1], "get") == 0 || strcmp(argv[1], "getb") == 0) {
     kvc_node *cluster = connect_to(argv[2]);
     int single[kMax + 1];
     size_t single_len[kMax + 1];
@@ -135,6 +137,13 @@ int main(int argc, char **argv) {
     t = now_s();
     rc = kvc_node_get_batch(cluster, &o, 0, items, (size_t)n + 1, &err);
     t = now_s() - t;
+    if (strcmp(argv[1], "getb") == 0) {
+      printf("{\"rc\":%d,\"status\":[", rc);
+      for (i = 0; i <= n; i++) printf("%s%d", i ? "," : "", items[i].status);
+      printf("]}\n");
+      kvc_node_close(cluster);
+      return 0;
+    }
     for (i = 0; i <= n; i++) {
       kvc_buf b = KVC_HOST_BUF(one, kBytes);
       single_len[i] = 0;

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -32,14 +33,16 @@ def nodes(tmp_path):
         pytest.skip("SKIPPED LOUDLY: the kvc CLI is not built (KVC_BIN)")
     if not TOOL or not os.path.exists(TOOL):
         pytest.skip("SKIPPED LOUDLY: tests/cluster/cluster_batch_tool is not built (KVC_CLUSTER_BATCH_TOOL)")
-    addrs, procs = [], []
+    addrs, procs, metrics = [], [], []
     try:
         for i in range(3):
             addr = "127.0.0.1:%d" % free_port()
+            metrics.append("127.0.0.1:%d" % free_port())
             ready = tmp_path / ("ready-%d" % i)
             log = open(tmp_path / ("node-%d.log" % i), "ab")
             procs.append(subprocess.Popen([KVC, "serve", "--listen", addr, "--host-capacity", "64MiB",
-                                           "--ready-file", str(ready), "--shutdown-grace-ms", "200"],
+                                           "--ready-file", str(ready), "--shutdown-grace-ms", "200",
+                                           "--metrics-listen", metrics[i]],
                                           stdout=log, stderr=log))
             addrs.append(addr)
             end = time.monotonic() + 20
@@ -47,7 +50,7 @@ def nodes(tmp_path):
                 assert procs[i].poll() is None, "node %d exited: %s" % (i, (tmp_path / ("node-%d.log" % i)).read_text())
                 assert time.monotonic() < end, "node %d not ready" % i
                 time.sleep(0.02)
-        yield addrs, procs
+        yield addrs, procs, metrics
     finally:
         for p in procs:
             if p.poll() is None:
@@ -91,7 +94,7 @@ def check_get(g, expect_all_found):
 
 
 def test_batches_group_by_owner_and_fail_over(nodes):
-    addrs, procs = nodes
+    addrs, procs, _ = nodes
     p = tool("put", peers(addrs), ",".join(addrs), N, 7)
     assert p["rc"] == OK and p["status"] == [OK] * N, p
     # Every block on its two replicas (all nodes up: both acknowledged),
@@ -131,3 +134,34 @@ def test_batches_group_by_owner_and_fail_over(nodes):
     for i, s in enumerate(p3["status"]):
         assert s == (OK if i in both_live else UNAVAILABLE), (i, p3)
     assert 0 < len(both_live) < N, p3
+
+
+def calls(metrics_addr, rpc):
+    # The node's count of `rpc` calls served (kvc_request_duration_seconds).
+    try:
+        text = urllib.request.urlopen("http://%s/metrics" % metrics_addr, timeout=5).read().decode()
+    except OSError as e:
+        pytest.skip("SKIPPED LOUDLY: no metrics endpoint (a build without cpp-httplib?): %s" % e)
+    for line in text.splitlines():
+        if line.startswith('kvc_request_duration_seconds_count{rpc="%s"}' % rpc):
+            return int(float(line.split()[-1]))
+    raise AssertionError("no %s count in the metrics of %s" % (rpc, metrics_addr))
+
+
+def test_one_call_per_node(nodes):
+    # A batch through the cluster is one Store (Load) stream per node, not one
+    # per block: 48 blocks over 3 nodes, each node called once.
+    addrs, _, metrics = nodes
+    before = [calls(m, "Store") for m in metrics]
+    p = tool("put", peers(addrs), ",".join(addrs), N, 5)
+    assert p["rc"] == OK and p["status"] == [OK] * N, p
+    after = [calls(m, "Store") for m in metrics]
+    assert [a - b for a, b in zip(after, before)] == [1, 1, 1], (before, after)
+    before = [calls(m, "Load") for m in metrics]
+    g = tool("getb", peers(addrs), N, 5)
+    assert g["rc"] == OK and g["status"] == [OK] * N + [NOT_FOUND], g
+    after = [calls(m, "Load") for m in metrics]
+    delta = [a - b for a, b in zip(after, before)]
+    # Each block from its first replica; the unstored block asked of both of
+    # its replicas (a miss moves on): at most two calls a node.
+    assert all(1 <= d <= 2 for d in delta) and sum(delta) <= 5, delta
