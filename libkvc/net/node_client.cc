@@ -158,19 +158,27 @@ class LoadChunkReader {
   Status Parse(const grpc::ByteBuffer& bb) {
     result_.Clear();
     total_ = offset_ = data_len_ = 0;
+    index_ = 0;
+    has_result_ = false;
     if (!r_.Reset(bb)) return Bad();
     while (r_.left() > 0) {
       uint64_t field, v;
       uint32_t wire;
       if (!r_.Tag(&field, &wire)) return Bad();
-      if (wire == 0 && (field == 2 || field == 3)) {
+      if (wire == 0 && (field == 2 || field == 3 || field == 5)) {
         if (!r_.Varint(&v)) return Bad();
-        (field == 2 ? total_ : offset_) = v;
+        if (field == 5) {
+          if (v > UINT32_MAX) return Bad();  // a uint32 on the wire
+          index_ = static_cast<uint32_t>(v);
+        } else {
+          (field == 2 ? total_ : offset_) = v;
+        }
       } else if (wire == 2 && (field == 1 || field == 4)) {
         if (!r_.Varint(&v) || v > r_.left()) return Bad();
         if (field == 1) {
           std::string r(v, '\0');
           if (!r_.Copy(r.data(), v) || !result_.MergeFromString(r)) return Bad();
+          has_result_ = true;
         } else {
           data_ = r_.mark();
           data_len_ = v;
@@ -186,6 +194,8 @@ class LoadChunkReader {
   uint64_t total_bytes() const { return total_; }
   uint64_t offset() const { return offset_; }
   uint64_t data_size() const { return data_len_; }
+  bool has_result() const { return has_result_; }
+  uint32_t index() const { return index_; }
   // Copies the data field into dst (data_size() bytes).
   void CopyData(uint8_t* dst) { r_.CopyFrom(data_, dst, data_len_); }
 
@@ -194,6 +204,8 @@ class LoadChunkReader {
   SliceReader r_;
   v1::Result result_;
   uint64_t total_ = 0, offset_ = 0, data_len_ = 0;
+  uint32_t index_ = 0;
+  bool has_result_ = false;
   SliceReader::Mark data_;
 };
 
@@ -210,6 +222,8 @@ class GrpcNodeClient final : public NodeClient {
   Status Put(const NodeNamespace& ns, const BlockKey& key, uint32_t shard, const void* src, uint64_t len,
              uint64_t ttl_ms, const BlockKey* parent) override;
   Status Delete(const NodeNamespace& ns, const BlockKey& key) override;
+  Status GetBatch(const NodeNamespace& ns, uint32_t shard, std::span<GetItem> items) override;
+  Status PutBatch(const NodeNamespace& ns, uint32_t shard, std::span<PutItem> items, uint64_t ttl_ms) override;
   Result<uint64_t> BumpRevision(const NodeNamespace& ns, uint64_t cluster_count) override;
   Result<std::string> TenantCreate(const NodeTenantSpec& spec) override;
   Result<std::string> TenantListJson() override;
@@ -220,6 +234,8 @@ class GrpcNodeClient final : public NodeClient {
  private:
   Status GetOnce(std::chrono::system_clock::time_point deadline, const NodeNamespace& ns, const BlockKey& key,
                  uint32_t shard, void* dst, uint64_t dst_cap, uint64_t* size);
+  Status GetBatchOnce(std::chrono::system_clock::time_point deadline, const v1::LoadRequest& req,
+                      std::span<GetItem> items, bool* answered);
   std::unique_ptr<GrpcImpl> impl_;
 };
 
@@ -499,6 +515,217 @@ Status GrpcNodeClient::Put(const NodeNamespace& ns, const BlockKey& key, uint32_
   }
   KVC_RETURN_IF_ERROR(impl_->FromGrpc(writer->Finish()));
   return FromResult(resp.result());
+}
+
+namespace {
+
+// A failure of a whole batch, as opposed to an item's own outcome (as in
+// node_client_batch.cc): the node could not be asked, or refused the caller
+// or the request.
+bool FailsTheCall(Code c) {
+  return c == Code::kUnavailable || c == Code::kTimeout || c == Code::kPermission || c == Code::kInvalidArgument ||
+         c == Code::kInternal || c == Code::kUnsupported || c == Code::kFenced || c == Code::kClosed;
+}
+
+Status TooManyItems(size_t n) {
+  return InvalidArgument("a batch of " + std::to_string(n) + " items: at most " + std::to_string(kMaxBatchItems));
+}
+
+}  // namespace
+
+// One Load of every key (LoadRequest.keys); each key's chunks are copied
+// straight into its item's dst. Retried as Get is, but only while the node
+// answered no key (*answered false): a retry would load the keys answered
+// again.
+Status GrpcNodeClient::GetBatch(const NodeNamespace& ns, uint32_t shard, std::span<GetItem> items) {
+  if (items.size() > kMaxBatchItems) return TooManyItems(items.size());
+  if (items.empty()) return Status::Ok();
+  v1::LoadRequest req;
+  SpecOf(ns, req.mutable_ns());
+  req.set_shard(shard);
+  for (const GetItem& it : items) req.add_keys(Bytes(it.key));
+  const auto deadline = impl_->Deadline();
+  auto backoff = std::chrono::milliseconds(50);
+  for (uint32_t n = 0;; ++n) {
+    bool answered = false;
+    Status st = GetBatchOnce(deadline, req, items, &answered);
+    if (st.code() != Code::kUnavailable || answered || n >= impl_->options.max_retries ||
+        GrpcImpl::Clock::now() + backoff >= deadline)
+      return st;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+Status GrpcNodeClient::GetBatchOnce(std::chrono::system_clock::time_point deadline, const v1::LoadRequest& req,
+                                    std::span<GetItem> items, bool* answered) {
+  for (GetItem& it : items) {
+    it.size = 0;
+    it.status = Status(Code::kInternal, "not answered");
+  }
+  grpc::ClientContext ctx;
+  impl_->Prepare(&ctx, deadline);
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(impl_->channel.get(), *impl_->load_method, &ctx,
+                                                                    req));
+  grpc::ByteBuffer bb;
+  LoadChunkReader c;
+  Status failed;           // a failure of the call
+  size_t next = 0;         // the next key to be answered
+  size_t cur = 0;          // the key being received, while `receiving`
+  bool receiving = false;  // cur's bytes are not all in
+  uint64_t total = 0, got = 0;
+  bool copy = false;
+  while (reader->Read(&bb)) {
+    failed = c.Parse(bb);
+    if (!failed.ok()) break;
+    if (receiving) {
+      if (c.index() != cur || c.has_result() || c.offset() != got || c.data_size() > total - got) {
+        failed = Status(Code::kInternal, "the node sent a chunk of key " + std::to_string(c.index()) + " at offset " +
+                                             std::to_string(c.offset()) + " while key " + std::to_string(cur) +
+                                             " had " + std::to_string(got) + " of " + std::to_string(total) +
+                                             " bytes");
+        break;
+      }
+    } else {
+      if (next >= items.size() || c.index() != next || !c.has_result() || c.offset() != 0) {
+        failed = Status(Code::kInternal, "the node sent a chunk of key " + std::to_string(c.index()) + " at offset " +
+                                             std::to_string(c.offset()) + " where key " + std::to_string(next) +
+                                             " of " + std::to_string(items.size()) + " begins");
+        break;
+      }
+      cur = next++;
+      *answered = true;
+      GetItem& it = items[cur];
+      Status rs = FromResult(c.result());
+      if (!rs.ok()) {
+        it.status = rs;
+        if (FailsTheCall(rs.code())) {  // the request's failure, not the key's
+          failed = rs;
+          break;
+        }
+        continue;
+      }
+      total = c.total_bytes();
+      got = 0;
+      it.size = total;
+      copy = it.dst != nullptr && total <= it.cap;
+      if (it.dst != nullptr && !copy)
+        it.status = Status(Code::kLayout, "the block shard is " + std::to_string(total) + " bytes, the buffer " +
+                                              std::to_string(it.cap));
+      if (c.data_size() > total) {
+        failed = Status(Code::kInternal, "the node sent a chunk past the block of key " + std::to_string(cur));
+        receiving = true;
+        break;
+      }
+      receiving = true;
+    }
+    if (copy) c.CopyData(static_cast<uint8_t*>(items[cur].dst) + got);
+    got += c.data_size();
+    if (got == total) {
+      receiving = false;
+      if (copy || items[cur].dst == nullptr) items[cur].status = Status::Ok();
+    }
+  }
+  if (!failed.ok()) ctx.TryCancel();
+  const grpc::Status gs = reader->Finish();
+  if (failed.ok() && receiving)
+    failed = Status(Code::kUnavailable, "the node ended the load of key " + std::to_string(cur) + " after " +
+                                            std::to_string(got) + " of " + std::to_string(total) + " bytes");
+  if (failed.ok() && next < items.size()) {
+    failed = impl_->FromGrpc(gs);
+    if (failed.ok())
+      failed = Status(Code::kInternal, "the node ended a load after " + std::to_string(next) + " of " +
+                                           std::to_string(items.size()) + " keys");
+  }
+  if (failed.ok()) return failed;
+  // The key in flight and every key after it carry the failure.
+  for (size_t i = receiving ? cur : next; i < items.size(); ++i) items[i].status = failed;
+  return failed;
+}
+
+// One Store stream of every block (StoreBegin.batch_blocks), each begin,
+// chunks, commit; never retried (a block committed stays committed).
+Status GrpcNodeClient::PutBatch(const NodeNamespace& ns, uint32_t shard, std::span<PutItem> items,
+                                uint64_t ttl_ms) {
+  if (items.size() > kMaxBatchItems) return TooManyItems(items.size());
+  if (items.empty()) return Status::Ok();
+  for (PutItem& it : items) it.status = Status(Code::kInternal, "not answered");
+  grpc::ClientContext ctx;
+  impl_->Prepare(&ctx);
+  ctx.set_initial_metadata_corked(true);  // as Put
+  v1::StoreResponse resp;
+  std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+      grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(impl_->channel.get(), *impl_->store_method, &ctx,
+                                                                    &resp));
+  v1::StoreMessage m;
+  auto* b = m.mutable_begin();
+  SpecOf(ns, b->mutable_ns());
+  b->set_shard(shard);
+  b->set_ttl_ms(ttl_ms);
+  b->set_batch_blocks(static_cast<uint32_t>(items.size()));
+  if (impl_->options.membership_epoch) b->set_membership_epoch(impl_->options.membership_epoch());
+  v1::StoreMessage cm;
+  cm.mutable_commit();
+  const std::string commit = cm.SerializeAsString();
+  auto commit_buffer = [&] {
+    grpc::Slice s(commit);
+    return grpc::ByteBuffer(&s, 1);
+  };
+  bool ok = true, sent_all = false;
+  for (size_t i = 0; ok && i < items.size(); ++i) {
+    const PutItem& it = items[i];
+    b->set_key(Bytes(it.key));
+    if (it.parent) {
+      b->set_parent(Bytes(*it.parent));
+    } else {
+      b->clear_parent();
+    }
+    b->set_total_bytes(it.len);
+    // The begin and the commit wait for the next chunk (buffer hint): a
+    // block is one write, its begin and the previous commit with its data.
+    ok = writer->Write(BufferOf(m), grpc::WriteOptions().set_buffer_hint());
+    for (uint64_t off = 0; ok && off < it.len;) {
+      const uint64_t n = std::min<uint64_t>(kMaxChunkBytes, it.len - off);
+      ok = writer->Write(ChunkBuffer(off, static_cast<const uint8_t*>(it.src) + off, n));
+      off += n;
+    }
+    if (!ok) break;
+    if (i + 1 == items.size()) {
+      writer->WriteLast(commit_buffer(), grpc::WriteOptions());
+      sent_all = true;
+    } else {
+      ok = writer->Write(commit_buffer(), grpc::WriteOptions().set_buffer_hint());
+    }
+  }
+  if (!sent_all) writer->WritesDone();
+  const grpc::Status gs = writer->Finish();
+  Status call = impl_->FromGrpc(gs);
+  size_t answered = 0;
+  if (call.ok()) {
+    const size_t n = static_cast<size_t>(resp.results_size());
+    if (n > items.size()) {
+      call = Status(Code::kInternal, "the node answered " + std::to_string(n) + " results for a batch of " +
+                                         std::to_string(items.size()) + " blocks");
+    } else if (n == 0 && items.size() == 1) {  // a node from before batches: its one block's result
+      items[0].status = FromResult(resp.result());
+      answered = 1;
+      if (FailsTheCall(items[0].status.code())) call = items[0].status;
+    } else {
+      for (; answered < n; ++answered) {
+        PutItem& it = items[answered];
+        it.status = FromResult(resp.results(static_cast<int>(answered)));
+        if (call.ok() && FailsTheCall(it.status.code())) call = it.status;
+      }
+      // A batch's own result: the failure that ended its stream, if any.
+      if (call.ok() && items.size() > 1) call = FromResult(resp.result());
+      if (call.ok() && answered < items.size())
+        call = Status(Code::kInternal, "the node answered " + std::to_string(answered) + " of " +
+                                           std::to_string(items.size()) + " blocks");
+    }
+  }
+  for (size_t i = answered; i < items.size(); ++i) items[i].status = call;
+  return call;
 }
 
 Status GrpcNodeClient::Delete(const NodeNamespace& ns, const BlockKey& key) {

@@ -467,34 +467,19 @@ NodeService::~NodeService() {
   pins_->cache = nullptr;
 }
 
-grpc::Status NodeService::LoadRaw(grpc::ServerContext* ctx, LoadStream* stream) {
-  auto timer = metrics_.Track(Rpc::kLoad);
-  auto caller = Authenticate(*ctx);
-  if (!caller.ok()) return Unauthenticated();
-  v1::LoadRequest request;
-  if (!stream->Read(&request)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no LoadRequest was read");
-  const v1::LoadRequest* req = &request;
-  auto fail = [&](const Status& s) {
-    v1::LoadChunk first;
-    SetResult(first.mutable_result(), s);
-    stream->Write(BufferOf(first));
-    return grpc::Status::OK;
-  };
-  auto ns = Open(*caller, req->ns());
-  if (!ns.ok()) return fail(ns.status());
-  auto key = KeyOf(req->key(), "key");
-  if (!key.ok()) return fail(key.status());
-  if (req->shard() >= (*ns)->shards)
-    return fail(InvalidArgument("shard " + std::to_string(req->shard()) + " is out of range: the namespace has " +
-                                std::to_string((*ns)->shards)));
-  // A pinned view: the chunks' data are slices of it, not copies. Each
-  // slice holds a reference; the pin goes with the last one, when gRPC is
-  // done with it (possibly after this call has returned).
-  View v;
-  Status st = cache_.AcquireView(**ns, *key, req->shard(), 0, &v, caller->tenant);
-  if (!st.ok()) return fail(st);
+namespace {
+
+// Writes the pinned view `v` as the LoadChunk messages of one key: the
+// first with the result and total_bytes, `index` on each when batched (not
+// 0: proto3 leaves a zero out). The data are slices of the view, not
+// copies: each slice holds a reference to the pin, which goes with the last
+// one, when gRPC is done with it (possibly after the call has returned).
+// `last`: the key's last message is the stream's (it goes out with the
+// call's status, one batch). False when the client went away.
+bool WriteView(grpc::ServerContext* ctx, NodeService::LoadStream* stream, const std::shared_ptr<PinnedViews>& pins,
+               const View& v, uint32_t index, bool last) {
   auto* pin = new PinnedView;
-  pin->owner = pins_;
+  pin->owner = pins;
   pin->id = v.id;
   bool ok = true;
   uint64_t off = 0;
@@ -502,7 +487,8 @@ grpc::Status NodeService::LoadRaw(grpc::ServerContext* ctx, LoadStream* stream) 
     const uint64_t n = std::min<uint64_t>(kMaxChunkBytes, v.size - off);
     // Exactly what LoadChunk::SerializeAsString would give: fields 1-3 by
     // protobuf (the result and total on the first chunk only), then field 4
-    // (data, length-delimited) by hand, last as protobuf orders it.
+    // (data, length-delimited) and field 5 (index) by hand, in protobuf's
+    // order.
     v1::LoadChunk head;
     if (off == 0) {
       SetResult(head.mutable_result(), Status::Ok());
@@ -510,7 +496,12 @@ grpc::Status NodeService::LoadRaw(grpc::ServerContext* ctx, LoadStream* stream) 
     }
     head.set_offset(off);
     std::string h = head.SerializeAsString();
-    grpc::Slice parts[2];
+    std::string tail;
+    if (index != 0) {
+      tail.push_back(static_cast<char>((5 << 3) | 0));
+      PutVarint(&tail, index);
+    }
+    grpc::Slice parts[3];
     size_t n_parts = 1;
     if (n > 0) {  // proto3 leaves an empty bytes field out
       h.push_back(static_cast<char>((4 << 3) | 2));
@@ -518,18 +509,86 @@ grpc::Status NodeService::LoadRaw(grpc::ServerContext* ctx, LoadStream* stream) 
       pin->refs.fetch_add(1, std::memory_order_relaxed);
       parts[1] = grpc::Slice(const_cast<uint8_t*>(v.data) + off, n, Unpin, pin);
       n_parts = 2;
+      if (!tail.empty()) parts[n_parts++] = grpc::Slice(tail);
+    } else {
+      h += tail;
     }
     parts[0] = grpc::Slice(h);
     grpc::ByteBuffer chunk(parts, n_parts);
     off += n;
-    // The last chunk goes out with the call's status (one batch).
     grpc::WriteOptions wo;
-    if (off == v.size) wo.set_last_message();
+    if (last && off == v.size) wo.set_last_message();
     ok = !ctx->IsCancelled() && stream->Write(chunk, wo);
   } while (ok && off < v.size);
   Unpin(pin);  // this call's own reference
-  if (ok) metrics_.CountLoad(caller->tenant, v.size);
-  if (!ok) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  return ok;
+}
+
+}  // namespace
+
+grpc::Status NodeService::LoadRaw(grpc::ServerContext* ctx, LoadStream* stream) {
+  auto timer = metrics_.Track(Rpc::kLoad);
+  auto caller = Authenticate(*ctx);
+  if (!caller.ok()) return Unauthenticated();
+  v1::LoadRequest request;
+  if (!stream->Read(&request)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no LoadRequest was read");
+  const v1::LoadRequest* req = &request;
+  // One message with a result and no data: a failure of the whole request,
+  // or (a batch) a key that is not found or fails.
+  auto answer = [&](const Status& s, uint32_t index, bool last) {
+    v1::LoadChunk first;
+    SetResult(first.mutable_result(), s);
+    first.set_index(index);
+    grpc::WriteOptions wo;
+    if (last) wo.set_last_message();
+    return !ctx->IsCancelled() && stream->Write(BufferOf(first), wo);
+  };
+  auto fail = [&](const Status& s) {
+    (void)answer(s, 0, true);
+    return grpc::Status::OK;
+  };
+  const size_t n_keys = static_cast<size_t>(req->keys_size());
+  if (n_keys > 0 && !req->key().empty()) return fail(InvalidArgument("a load names `key` or `keys`, not both"));
+  if (n_keys > kMaxBatchItems)
+    return fail(InvalidArgument("a load of " + std::to_string(n_keys) + " keys: at most " +
+                                std::to_string(kMaxBatchItems)));
+  auto ns = Open(*caller, req->ns());
+  if (!ns.ok()) return fail(ns.status());
+  if (req->shard() >= (*ns)->shards)
+    return fail(InvalidArgument("shard " + std::to_string(req->shard()) + " is out of range: the namespace has " +
+                                std::to_string((*ns)->shards)));
+  if (n_keys == 0) {
+    auto key = KeyOf(req->key(), "key");
+    if (!key.ok()) return fail(key.status());
+    View v;
+    Status st = cache_.AcquireView(**ns, *key, req->shard(), 0, &v, caller->tenant);
+    if (!st.ok()) return fail(st);
+    if (!WriteView(ctx, stream, pins_, v, 0, true))
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+    metrics_.CountLoad(caller->tenant, v.size);
+    return grpc::Status::OK;
+  }
+  // A batch: every key checked before any is answered, then each answered
+  // in order as a one-key load would be, tagged with its index.
+  std::vector<BlockKey> keys(n_keys);
+  for (size_t i = 0; i < n_keys; ++i) {
+    auto key = KeyOf(req->keys(static_cast<int>(i)), ("keys[" + std::to_string(i) + "]").c_str());
+    if (!key.ok()) return fail(key.status());
+    keys[i] = *key;
+  }
+  for (size_t i = 0; i < n_keys; ++i) {
+    const bool last = i + 1 == n_keys;
+    const auto index = static_cast<uint32_t>(i);
+    View v;
+    Status st = cache_.AcquireView(**ns, keys[i], req->shard(), 0, &v, caller->tenant);
+    if (!st.ok()) {
+      if (!answer(st, index, last)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+      continue;
+    }
+    if (!WriteView(ctx, stream, pins_, v, index, last))
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+    metrics_.CountLoad(caller->tenant, v.size);
+  }
   return grpc::Status::OK;
 }
 
@@ -570,10 +629,14 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
     return got;
   };
   static const char* kMalformed = "a store message that is no kvc.v1.StoreMessage";
-  auto run = [&]() -> Status {
-    if (!read()) return InvalidArgument("a store stream starts with begin");
-    if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
-    if (m.kind != StoreMessageView::kBegin) return InvalidArgument("a store stream starts with begin");
+  v1::StoreResponse resp;
+  bool in_block = false;  // a begin was read whose commit was not
+  // One block: `m` holds its begin. Reserves it (or refuses it: then its
+  // chunks are read, checked and dropped), reads its chunks up to its
+  // commit and publishes it. *block gets the block's own result; a failure
+  // of the stream is returned (the reservation is aborted by the caller).
+  // A stream of one block (batched false) ends at a refused begin.
+  auto one_block = [&](bool batched, Status* block) -> Status {
     const v1::StoreBegin b = m.begin;
     const uint64_t epoch = b.membership_epoch();
     KVC_RETURN_IF_ERROR(AdmitWrite(epoch));
@@ -584,62 +647,111 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
     if (b.shard() >= (*ns)->shards)
       return InvalidArgument("shard " + std::to_string(b.shard()) + " is out of range: the namespace has " +
                              std::to_string((*ns)->shards));
-    if (b.total_bytes() != (*ns)->shard_bytes)
-      return Status(Code::kLayout, "total_bytes is " + std::to_string(b.total_bytes()) +
-                                       " but a block shard of this namespace is " +
-                                       std::to_string((*ns)->shard_bytes) + " bytes");
-    BlockKey parent;
-    StoreParams p;
-    p.ttl_ms = b.ttl_ms();
-    p.tenant = caller->tenant;
-    p.write_through = write_through_ && cache_.ssd() != nullptr;
-    if (!b.parent().empty()) {
-      auto pk = KeyOf(b.parent(), "parent");
-      if (!pk.ok()) return pk.status();
-      parent = *pk;
-      p.parent = &parent;
+    Status refused;
+    if (b.total_bytes() != (*ns)->shard_bytes) {
+      refused = Status(Code::kLayout, "total_bytes is " + std::to_string(b.total_bytes()) +
+                                          " but a block shard of this namespace is " +
+                                          std::to_string((*ns)->shard_bytes) + " bytes");
+      if (!batched) return refused;
+    } else {
+      BlockKey parent;
+      StoreParams p;
+      p.ttl_ms = b.ttl_ms();
+      p.tenant = caller->tenant;
+      p.write_through = write_through_ && cache_.ssd() != nullptr;
+      if (!b.parent().empty()) {
+        auto pk = KeyOf(b.parent(), "parent");
+        if (!pk.ok()) return pk.status();
+        parent = *pk;
+        p.parent = &parent;
+      }
+      refused = cache_.BeginStore(**ns, *key, b.shard(), p, &r);
+      if (!refused.ok()) {
+        metrics_.CountStore(caller->tenant, refused.code(), 0);
+        if (!batched) {
+          *block = refused;
+          return Status::Ok();
+        }
+      } else {
+        reserved = true;
+      }
     }
-    Status bs = cache_.BeginStore(**ns, *key, b.shard(), p, &r);
-    if (!bs.ok()) {
-      metrics_.CountStore(caller->tenant, bs.code(), 0);
-      return bs;
-    }
-    reserved = true;
+    // A refused block's chunks are checked against what its begin said.
+    const uint64_t size = reserved ? r.size : b.total_bytes();
     uint64_t written = 0;
     while (read()) {
       if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
       if (m.kind == StoreMessageView::kCommit) {
-        if (written != r.size)
-          return InvalidArgument("commit after " + std::to_string(written) + " of " + std::to_string(r.size) +
+        if (written != size)
+          return InvalidArgument("commit after " + std::to_string(written) + " of " + std::to_string(size) +
                                  " bytes");
+        if (!reserved) {
+          *block = refused;
+          return Status::Ok();
+        }
         // The fence again: the node may have lost its lease mid-stream.
         KVC_RETURN_IF_ERROR(AdmitWrite(epoch));
         reserved = false;
-        const uint64_t size = r.size;
         Status cs = cache_.Commit(r);
         metrics_.CountStore(caller->tenant, cs.code(), size);
-        return cs;
+        *block = cs;
+        return Status::Ok();
       }
-      if (m.kind == StoreMessageView::kBegin) return InvalidArgument("a second begin in one store stream");
+      if (m.kind == StoreMessageView::kBegin)
+        return InvalidArgument(batched ? "a begin inside a block (before its commit)"
+                                       : "a second begin in one store stream");
       if (m.kind != StoreMessageView::kChunk) return InvalidArgument("a store message with no begin, chunk or commit");
       if (m.offset != written)
         return InvalidArgument("chunk at offset " + std::to_string(m.offset) + ", expected " +
                                std::to_string(written));
-      if (m.data_len > kMaxChunkBytes || m.data_len > r.size - written)
+      if (m.data_len > kMaxChunkBytes || m.data_len > size - written)
         return InvalidArgument("a chunk of " + std::to_string(m.data_len) + " bytes overruns the block");
-      wire.CopyFrom(m.data, r.data + written, m.data_len);
+      if (reserved) wire.CopyFrom(m.data, r.data + written, m.data_len);
       written += m.data_len;
     }
     return InvalidArgument("the store stream ended before commit");
   };
+  // The stream: one block, or (StoreBegin.batch_blocks > 1) up to
+  // batch_blocks blocks, each begin, chunks, commit. resp.results gets one
+  // entry per begin read.
+  auto run = [&]() -> Status {
+    if (!read()) return InvalidArgument("a store stream starts with begin");
+    if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
+    if (m.kind != StoreMessageView::kBegin) return InvalidArgument("a store stream starts with begin");
+    const uint32_t declared = m.begin.batch_blocks();
+    const bool batched = declared > 1;
+    for (uint32_t blocks = 1;; ++blocks) {
+      in_block = true;
+      if (m.begin.batch_blocks() != declared)
+        return InvalidArgument("batch_blocks is " + std::to_string(m.begin.batch_blocks()) + " on block " +
+                               std::to_string(blocks) + ", " + std::to_string(declared) + " on the first");
+      if (declared > kMaxBatchItems)
+        return InvalidArgument("batch_blocks is " + std::to_string(declared) + ": at most " +
+                               std::to_string(kMaxBatchItems));
+      if (blocks > std::max<uint32_t>(declared, 1))
+        return InvalidArgument("block " + std::to_string(blocks) + " of a stream of batch_blocks " +
+                               std::to_string(declared));
+      Status block;
+      KVC_RETURN_IF_ERROR(one_block(batched, &block));
+      in_block = false;
+      SetResult(resp.add_results(), block);
+      if (!batched) return block;
+      // The next block's begin, or the end of the stream.
+      if (!read()) return Status::Ok();
+      if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
+      if (m.kind != StoreMessageView::kBegin)
+        return InvalidArgument(m.kind == StoreMessageView::kChunk ? "a chunk outside a block (after a commit)"
+                                                                  : "a store message after a commit that is no begin");
+    }
+  };
   Status st = run();
+  if (in_block) SetResult(resp.add_results(), st);
   UnwatchStore(&watch);
   if (reserved) cache_.Abort(r);
   if (watch.cancelled_after_ms != 0)  // the watchdog is done with `watch` after UnwatchStore
     return grpc::Status(grpc::StatusCode::CANCELLED, "the store stream sent nothing for " +
                                                          std::to_string(watch.cancelled_after_ms) +
                                                          " ms (the node's store idle timeout)");
-  v1::StoreResponse resp;
   SetResult(resp.mutable_result(), st);
   stream->WriteLast(resp, grpc::WriteOptions());
   return grpc::Status::OK;
