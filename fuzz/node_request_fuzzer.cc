@@ -9,11 +9,14 @@
 // - the call completes (a deadline of 5 s; nothing hangs);
 // - no reservation or pin outlives its call (the cache's "pending" and
 //   "pins" return to 0);
-// - a store that did not answer KVC_OK made nothing visible: a block shard
-//   absent before it is absent after it; a store that made a shard visible
-//   answered KVC_OK, and the shard holds exactly the bytes streamed;
+// - a store block that did not answer KVC_OK made nothing visible: a block
+//   shard absent before it is absent after it; a block that made a shard
+//   visible answered KVC_OK (StoreResponse.results, one per begin; a batch
+//   stream carries several blocks), and the shard holds exactly the bytes
+//   streamed for it; a shard visible before keeps its bytes;
 // - a load's stream is consistent: offsets in order, as many bytes as
-//   announced;
+//   announced, a batch's keys answered in order (or the request refused in
+//   one message);
 // and at the end of the input the node still answers Health, serving.
 #include <google/protobuf/stubs/logging.h>
 #include <grpcpp/grpcpp.h>
@@ -22,6 +25,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -133,33 +137,51 @@ void Prepare(grpc::ClientContext* ctx) {
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
 }
 
-// A load of (ns, key, shard): the kvc code (1 for a transport error) and the
-// bytes when it is KVC_OK; checks the stream's consistency.
+// A load of (ns, key, shard), or of a batch (LoadRequest.keys): the kvc
+// code of the first answer (1 for a transport error) and, for one key, the
+// bytes when it is KVC_OK; checks the stream's consistency: each key's
+// chunks in order, the first with its result, keys answered in order (their
+// `index`), as many bytes as announced; a batch answers every key, or is
+// refused as a whole with one message.
 int LoadShard(Node& node, const v1::LoadRequest& q, std::string* bytes) {
   grpc::ClientContext ctx;
   Prepare(&ctx);
   auto reader = node.stub().Load(&ctx, q);
   v1::LoadChunk c;
   int code = 1;
-  uint64_t total = 0;
+  uint64_t total = 0, got = 0;
   bytes->clear();
-  bool first = true;
+  int64_t index = -1;  // the key being answered
+  size_t answered = 0;
   while (reader->Read(&c)) {
-    if (first) {
-      code = c.result().code();
-      total = c.total_bytes();
-      first = false;
+    if (c.has_result()) {  // a key's first message
+      FUZZ_CHECK(index < 0 || got == total, "a load answers a key only after the previous one's bytes");
+      FUZZ_CHECK(static_cast<int64_t>(c.index()) == index + 1, "a batch load answers its keys in order");
+      FUZZ_CHECK(c.offset() == 0, "a key's first chunk is at offset 0");
+      index = c.index();
+      ++answered;
+      if (answered == 1) code = c.result().code();
+      total = c.result().code() == 0 ? c.total_bytes() : 0;
+      got = 0;
+    } else {
+      FUZZ_CHECK(index >= 0 && static_cast<int64_t>(c.index()) == index, "a load chunk belongs to the key answered");
     }
-    if (!c.data().empty()) {
-      FUZZ_CHECK(c.offset() == bytes->size(), "load chunks arrive in order");
-      FUZZ_CHECK(c.data().size() <= kvc::net::kMaxChunkBytes, "load chunks are at most 1 MiB");
-      bytes->append(c.data());
-    }
+    FUZZ_CHECK(c.offset() == got, "load chunks arrive in order");
+    FUZZ_CHECK(c.data().size() <= kvc::net::kMaxChunkBytes, "load chunks are at most 1 MiB");
+    FUZZ_CHECK(c.data().size() <= total - got, "a load streams no more than total_bytes");
+    got += c.data().size();
+    if (q.keys_size() == 0) bytes->append(c.data());
   }
   const grpc::Status st = reader->Finish();
   FUZZ_CHECK(st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED, "a load completes");
   if (!st.ok()) return 1;
-  if (code == 0) FUZZ_CHECK(bytes->size() == total, "a load streams total_bytes bytes");
+  FUZZ_CHECK(answered > 0, "a load answers");
+  FUZZ_CHECK(got == total, "a load streams total_bytes bytes");
+  if (q.keys_size() > 0)
+    FUZZ_CHECK(answered == static_cast<size_t>(q.keys_size()) || (answered == 1 && code != 0),
+               "a batch load answers every key, or refuses the request in one message");
+  else
+    FUZZ_CHECK(answered == 1, "a one-key load answers one key");
   return code;
 }
 
@@ -191,6 +213,8 @@ void DoLoad(Node& node, const std::string& payload) {
 // flags & 1: cancel the stream after the messages instead of ending it;
 // flags & 2: leave the stream open (no WritesDone) and finish from the
 // client's side by cancelling, as a client that vanishes would.
+// A stream may carry several blocks (StoreBegin.batch_blocks): each begin
+// starts one, and each block shard named is probed before and after.
 void DoStore(Node& node, Reader& in, size_t payload_len) {
   std::string payload = in.Bytes(payload_len);
   Reader p(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
@@ -201,20 +225,37 @@ void DoStore(Node& node, Reader& in, size_t payload_len) {
     v1::StoreMessage m;
     if (m.ParseFromString(p.Bytes(n))) msgs.push_back(std::move(m));
   }
-  // The shard the stream names, and whether it was visible before.
-  const v1::StoreBegin* begin = !msgs.empty() && msgs[0].has_begin() ? &msgs[0].begin() : nullptr;
-  v1::LoadRequest probe;
-  int before = 1;
-  std::string before_bytes;
-  if (begin != nullptr) {
-    *probe.mutable_ns() = begin->ns();
-    probe.set_key(begin->key());
-    probe.set_shard(begin->shard());
-    before = LoadShard(node, probe, &before_bytes);
+  // The blocks the stream names (a begin starts one, its commit ends it;
+  // chunks outside a block belong to none), the bytes streamed for each,
+  // and whether each shard named was visible before.
+  struct Block {
+    std::string probe;  // the LoadRequest of its shard, serialized
+    std::string streamed;
+  };
+  std::vector<Block> blocks;
+  struct Shard {
+    v1::LoadRequest probe;
+    int before = 1;
+    std::string before_bytes;
+  };
+  std::map<std::string, Shard> shards;
+  bool in_block = false;
+  for (const auto& m : msgs) {
+    if (m.has_begin()) {
+      in_block = true;
+      v1::LoadRequest probe;
+      *probe.mutable_ns() = m.begin().ns();
+      probe.set_key(m.begin().key());
+      probe.set_shard(m.begin().shard());
+      blocks.push_back({probe.SerializeAsString(), ""});
+      shards.emplace(blocks.back().probe, Shard{probe, 1, ""});
+    } else if (m.has_chunk() && in_block) {
+      blocks.back().streamed += m.chunk().data();
+    } else if (m.has_commit()) {
+      in_block = false;
+    }
   }
-  std::string streamed;
-  for (size_t i = 1; i < msgs.size(); ++i)
-    if (msgs[i].has_chunk()) streamed += msgs[i].chunk().data();
+  for (auto& [id, sh] : shards) sh.before = LoadShard(node, sh.probe, &sh.before_bytes);
 
   grpc::ClientContext ctx;
   Prepare(&ctx);
@@ -229,18 +270,27 @@ void DoStore(Node& node, Reader& in, size_t payload_len) {
   }
   const grpc::Status st = w->Finish();
   FUZZ_CHECK(st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED, "a store completes");
-  const bool stored_ok = st.ok() && r.result().code() == 0;
+  FUZZ_CHECK(!st.ok() || static_cast<size_t>(r.results_size()) <= blocks.size(),
+             "a store answers at most one result per begin");
+  // A cancelled stream's reply may be lost even when blocks were committed.
+  const bool answered = st.ok() && !(flags & 3);
   node.CheckNothingHeld();
 
-  if (begin != nullptr) {
+  for (auto& [id, sh] : shards) {
     std::string after_bytes;
-    const int after = LoadShard(node, probe, &after_bytes);
-    if (before != 0 && after == 0) {
-      FUZZ_CHECK(stored_ok, "a shard becomes visible only through a store that answered KVC_OK");
-      FUZZ_CHECK(after_bytes == streamed, "a stored shard holds exactly the bytes streamed");
+    const int after = LoadShard(node, sh.probe, &after_bytes);
+    if (sh.before != 0 && after == 0) {
+      // Some block of that shard made it visible: one whose result is
+      // KVC_OK (when the reply arrived), with exactly its bytes.
+      bool found = false;
+      for (size_t j = 0; j < blocks.size() && !found; ++j) {
+        if (blocks[j].probe != id || blocks[j].streamed != after_bytes) continue;
+        found = !answered || (static_cast<int>(j) < r.results_size() && r.results(static_cast<int>(j)).code() == 0);
+      }
+      FUZZ_CHECK(found, "a shard becomes visible only through a block that answered KVC_OK, with its bytes");
     }
-    if (before == 0 && after == 0 && !stored_ok)
-      FUZZ_CHECK(after_bytes == before_bytes, "a failed store leaves a visible shard's bytes alone");
+    if (sh.before == 0 && after == 0)
+      FUZZ_CHECK(after_bytes == sh.before_bytes, "a store leaves a visible shard's bytes alone");
   }
 }
 

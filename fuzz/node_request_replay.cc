@@ -70,6 +70,12 @@ v1::StoreMessage Begin(char key, uint32_t shard, uint64_t total) {
   m.mutable_begin()->set_total_bytes(total);
   return m;
 }
+// A begin of a batch stream of `blocks` blocks.
+v1::StoreMessage BatchBegin(char key, uint32_t blocks, uint64_t total = kShard) {
+  v1::StoreMessage m = Begin(key, 0, total);
+  m.mutable_begin()->set_batch_blocks(blocks);
+  return m;
+}
 v1::StoreMessage Chunk(uint64_t off, uint64_t n, char fill = 'x') {
   v1::StoreMessage m;
   m.mutable_chunk()->set_offset(off);
@@ -198,6 +204,55 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
     in.Record(2, std::string("\x0a\xff\x01", 3));
     in.bytes += std::string("\x03\x40\x00\x00\x05\x00", 6);
     add("garbage", in);
+  }
+  {
+    Input in;  // a batch of three blocks, one of them existing, then loaded as a batch
+    in.Store(0, {Begin('h', 0, kShard), Chunk(0, kShard, 'h'), Commit()});
+    in.Store(0, {BatchBegin('i', 3), Chunk(0, kShard, 'i'), Commit(), BatchBegin('h', 3), Chunk(0, kShard, 'H'),
+                 Commit(), BatchBegin('j', 3), Chunk(0, kShard / 2, 'j'), Chunk(kShard / 2, kShard / 2, 'J'),
+                 Commit()});
+    v1::LoadRequest q;
+    *q.mutable_ns() = Spec();
+    for (char k : {'h', 'z', 'i', 'j'}) q.add_keys(Key(k));
+    in.Message(2, q);
+    add("batch_store_load", in);
+  }
+  {
+    Input in;  // batch streams broken after a good block
+    in.Store(0, {BatchBegin('k', 2), Chunk(0, kShard), Commit(), Chunk(0, 16)});                   // chunk outside
+    in.Store(0, {BatchBegin('l', 3), Chunk(0, kShard), Commit(), BatchBegin('m', 3), BatchBegin('n', 3)});  // begin inside
+    in.Store(0, {BatchBegin('o', 1), Chunk(0, kShard), Commit(), BatchBegin('p', 1), Chunk(0, kShard), Commit()});
+    in.Store(0, {BatchBegin('q', 2), Chunk(0, kShard), Commit(), BatchBegin('r', 2), Chunk(0, kShard), Commit(),
+                 BatchBegin('s', 2), Chunk(0, kShard), Commit()});  // more blocks than batch_blocks
+    in.Store(0, {BatchBegin('t', 2), Chunk(0, kShard), Commit(), BatchBegin('u', 3), Chunk(0, kShard), Commit()});
+    in.Store(0, {BatchBegin('v', 1025), Chunk(0, kShard), Commit()});
+    in.Store(0, {BatchBegin('w', 2), Chunk(0, kShard), Commit(), BatchBegin('x', 2, kShard + 8),
+                 Chunk(0, kShard + 8), Commit()});  // a wrong size: LAYOUT for that block
+    add("batch_store_bad", in);
+  }
+  {
+    Input in;  // a batch cut mid-block (cancelled, and left open), then stored again
+    in.Store(1, {BatchBegin('A', 2), Chunk(0, kShard), Commit(), BatchBegin('B', 2), Chunk(0, kShard / 2)});
+    in.Store(2, {BatchBegin('C', 2), Chunk(0, kShard), Commit(), BatchBegin('D', 2)});
+    in.Store(0, {BatchBegin('B', 2), Chunk(0, kShard, 'b'), Commit(), BatchBegin('D', 2), Chunk(0, kShard, 'd'),
+                 Commit()});
+    add("batch_store_cancelled", in);
+  }
+  {
+    Input in;  // batch loads the node refuses: key and keys, too many keys, a bad key
+    v1::LoadRequest both = Load('a', 0);
+    both.add_keys(Key('b'));
+    in.Message(2, both);
+    v1::LoadRequest many;
+    *many.mutable_ns() = Spec();
+    for (int i = 0; i < 1025; ++i) many.add_keys(Key('a'));
+    in.Message(2, many);
+    v1::LoadRequest bad;
+    *bad.mutable_ns() = Spec();
+    bad.add_keys(Key('a'));
+    bad.add_keys("short");
+    in.Message(2, bad);
+    add("batch_load_bad", in);
   }
   return out;
 }
