@@ -50,6 +50,43 @@ pub struct CacheOptions {
     pub ssd_policy: String,
 }
 
+/// C cache options and the strings they point into.
+pub(crate) struct CCacheOptions {
+    pub(crate) opts: kvc_sys::kvc_cache_options,
+    _strings: [Option<CString>; 4],
+}
+
+impl CacheOptions {
+    /// The C options; they point into the returned strings (whose buffers
+    /// do not move when the struct does).
+    pub(crate) fn to_c(&self) -> Result<CCacheOptions> {
+        let policy = opt_cstr("host_policy", &self.host_policy)?;
+        let tenants = opt_cstr("tenants_path", &self.tenants_path)?;
+        let ssd_dir = opt_cstr("ssd_dir", &self.ssd_dir)?;
+        let ssd_policy = opt_cstr("ssd_policy", &self.ssd_policy)?;
+        let ptr_of = |s: &Option<CString>| s.as_ref().map_or(ptr::null(), |p| p.as_ptr());
+        let o = kvc_sys::kvc_cache_options {
+            host_capacity_bytes: self.host_capacity_bytes,
+            host_policy: ptr_of(&policy),
+            index_shards: self.index_shards,
+            prefault: match self.prefault {
+                Prefault::Default => 0,
+                Prefault::Yes => 1,
+                Prefault::No => 2,
+            },
+            reservation_timeout_ms: millis32("reservation_timeout", self.reservation_timeout)?,
+            pin_timeout_ms: millis32("pin_timeout", self.pin_timeout)?,
+            maintenance_interval_ms: millis32("maintenance_interval", self.maintenance_interval)?,
+            tenants_path: ptr_of(&tenants),
+            ssd_dir: ptr_of(&ssd_dir),
+            ssd_capacity_bytes: self.ssd_capacity_bytes,
+            ssd_policy: ptr_of(&ssd_policy),
+            ..Default::default()
+        };
+        Ok(CCacheOptions { opts: o, _strings: [policy, tenants, ssd_dir, ssd_policy] })
+    }
+}
+
 /// `s` as a C string, or `None` for "" (the library's default).
 pub(crate) fn opt_cstr(name: &str, s: &str) -> Result<Option<CString>> {
     if s.is_empty() {
@@ -150,29 +187,8 @@ pub struct Cache {
 impl Cache {
     /// Opens a cache.
     pub fn open(opts: &CacheOptions) -> Result<Cache> {
-        let policy = opt_cstr("host_policy", &opts.host_policy)?;
-        let tenants = opt_cstr("tenants_path", &opts.tenants_path)?;
-        let ssd_dir = opt_cstr("ssd_dir", &opts.ssd_dir)?;
-        let ssd_policy = opt_cstr("ssd_policy", &opts.ssd_policy)?;
-        let ptr_of = |s: &Option<CString>| s.as_ref().map_or(ptr::null(), |p| p.as_ptr());
-        let o = kvc_sys::kvc_cache_options {
-            host_capacity_bytes: opts.host_capacity_bytes,
-            host_policy: ptr_of(&policy),
-            index_shards: opts.index_shards,
-            prefault: match opts.prefault {
-                Prefault::Default => 0,
-                Prefault::Yes => 1,
-                Prefault::No => 2,
-            },
-            reservation_timeout_ms: millis32("reservation_timeout", opts.reservation_timeout)?,
-            pin_timeout_ms: millis32("pin_timeout", opts.pin_timeout)?,
-            maintenance_interval_ms: millis32("maintenance_interval", opts.maintenance_interval)?,
-            tenants_path: ptr_of(&tenants),
-            ssd_dir: ptr_of(&ssd_dir),
-            ssd_capacity_bytes: opts.ssd_capacity_bytes,
-            ssd_policy: ptr_of(&ssd_policy),
-            ..Default::default()
-        };
+        let co = opts.to_c()?;
+        let o = co.opts;
         let mut raw = ptr::null_mut();
         let mut err = new_err();
         // SAFETY: valid out-pointer, options and error struct; the strings

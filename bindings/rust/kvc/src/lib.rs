@@ -11,8 +11,11 @@
 //! - Bytes move without copies through the library: [`Namespace::load`]
 //!   writes into the caller's `&mut [u8]`, [`Namespace::store`] reads the
 //!   caller's `&[u8]`, and a [`View`] derefs to the cache's own memory.
-//! - Thread safety follows kvc.h: [`Cache`] and [`Namespace`] are `Send` and
-//!   `Sync` (the C handles are thread-safe); a [`Reservation`] is `Send` but
+//! - A [`Node`] is a client of a kvc node (`kvc serve`, or a [`NodeServer`]
+//!   in this process) over gRPC or the same-host path: the same namespace
+//!   options, keys and buffers, one request per call or per batch.
+//! - Thread safety follows kvc.h: [`Cache`], [`Namespace`] and [`Node`] are
+//!   `Send` and `Sync` (the C handles are thread-safe); a [`Reservation`] is `Send` but
 //!   not `Sync` (one thread at a time); a [`View`] is `Send` and `Sync` (its
 //!   bytes are read-only and its release is thread-safe).
 //!
@@ -37,16 +40,20 @@
 mod cache;
 mod codes;
 mod error;
+mod json;
 mod key;
 mod namespace;
+mod node;
 mod tenant;
 mod view;
 
 pub use cache::{Cache, CacheOptions, Prefault, Stats};
 pub use codes::{Code, Features, MissReason, Tier, WriteMode, MISS_REASONS};
 pub use error::{Error, Result};
+pub use json::Json;
 pub use key::Key;
 pub use namespace::{hash_keys, simulate, BlockStatus, Namespace, NamespaceInfo, NamespaceOptions, StoreOptions};
+pub use node::{GetItem, Node, NodeOptions, NodeServer, NodeServerOptions, PutItem, MAX_BATCH};
 pub use tenant::{create_tenant, delete_tenant, set_tenant_quota, ssd_inspect_json, tenants_json, QuotaChange, TenantOptions};
 pub use view::{Reservation, View};
 

@@ -44,13 +44,13 @@ pub struct NamespaceOptions {
 }
 
 /// The C options and the strings they point into.
-struct COptions {
-    opts: kvc_sys::kvc_namespace_options,
+pub(crate) struct COptions {
+    pub(crate) opts: kvc_sys::kvc_namespace_options,
     _strings: Vec<CString>,
 }
 
 impl NamespaceOptions {
-    fn to_c(&self) -> Result<COptions> {
+    pub(crate) fn to_c(&self) -> Result<COptions> {
         let mut strings = Vec::new();
         let mut cstr = |name: &str, v: &str| -> Result<*const c_char> {
             let s = CString::new(v)
@@ -143,7 +143,7 @@ pub struct StoreOptions {
 
 impl StoreOptions {
     /// The C options; they point into `self` (the parent key).
-    fn to_c(&self) -> Result<kvc_sys::kvc_store_options> {
+    pub(crate) fn to_c(&self) -> Result<kvc_sys::kvc_store_options> {
         Ok(kvc_sys::kvc_store_options {
             ttl_ms: millis("ttl", self.ttl, u64::MAX)?,
             reservation_timeout_ms: millis32("reservation_timeout", self.reservation_timeout)?,
@@ -157,7 +157,7 @@ impl StoreOptions {
 /// The outcome of one block of a batch: `Ok`, or its status code.
 pub type BlockStatus = std::result::Result<(), Code>;
 
-fn host_buf(data: *const u8, len: usize) -> kvc_sys::kvc_buf {
+pub(crate) fn host_buf(data: *const u8, len: usize) -> kvc_sys::kvc_buf {
     kvc_sys::kvc_buf { data: data as *mut _, len, mem: kvc_sys::KVC_MEM_HOST, device: 0 }
 }
 
@@ -167,7 +167,7 @@ fn host_buf(data: *const u8, len: usize) -> kvc_sys::kvc_buf {
 static NO_BYTES: [u8; 1] = [0];
 static NO_TOKENS: [u32; 1] = [0];
 
-fn data_ptr(b: &[u8]) -> *const u8 {
+pub(crate) fn data_ptr(b: &[u8]) -> *const u8 {
     if b.is_empty() {
         NO_BYTES.as_ptr()
     } else {
@@ -572,7 +572,7 @@ impl Drop for Namespace {
 
 /// `keys`' data, or `scratch` when `keys` is empty, so that the C side gets
 /// a non-null pointer and reports the real problem (too few tokens).
-fn keys_out(keys: &mut [Key], scratch: &mut Key) -> *mut kvc_sys::kvc_key {
+pub(crate) fn keys_out(keys: &mut [Key], scratch: &mut Key) -> *mut kvc_sys::kvc_key {
     if keys.is_empty() {
         (scratch as *mut Key).cast()
     } else {
@@ -580,7 +580,7 @@ fn keys_out(keys: &mut [Key], scratch: &mut Key) -> *mut kvc_sys::kvc_key {
     }
 }
 
-fn tokens_ptr(tokens: &[u32]) -> *const u32 {
+pub(crate) fn tokens_ptr(tokens: &[u32]) -> *const u32 {
     if tokens.is_empty() {
         NO_TOKENS.as_ptr()
     } else {

@@ -32,12 +32,31 @@ pub struct QuotaChange {
     pub borrow: Option<bool>,
 }
 
-fn cstr(name: &str, s: &str) -> Result<CString> {
+impl QuotaChange {
+    /// kvc_tenant_set_quota's arguments: -1 leaves a field as is.
+    pub(crate) fn to_c(&self) -> Result<(i64, i64, i32)> {
+        let quota = |what: &str, q: Option<u64>| -> Result<i64> {
+            match q {
+                None => Ok(-1),
+                Some(v) => {
+                    i64::try_from(v).map_err(|_| Error::new(Code::InvalidArgument, format!("{what} {v} is too large")))
+                }
+            }
+        };
+        Ok((
+            quota("host_quota_bytes", self.host_quota_bytes)?,
+            quota("ssd_quota_bytes", self.ssd_quota_bytes)?,
+            self.borrow.map_or(-1, |b| b as i32),
+        ))
+    }
+}
+
+pub(crate) fn cstr(name: &str, s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::new(Code::InvalidArgument, format!("{name} contains a NUL byte")))
 }
 
 /// Takes a string the library returned in `out`.
-fn take_string(out: *mut c_char) -> String {
+pub(crate) fn take_string(out: *mut c_char) -> String {
     // SAFETY: a NUL-terminated string the library allocated for the caller.
     let s = unsafe { CStr::from_ptr(out) }.to_string_lossy().into_owned();
     // SAFETY: freed once, by the library's own function.
@@ -50,21 +69,36 @@ fn take_string(out: *mut c_char) -> String {
 /// [`Code::Exists`] if the name is taken.
 pub fn create_tenant(path: &str, opts: &TenantOptions) -> Result<String> {
     let cpath = cstr("path", path)?;
-    let name = cstr("name", &opts.name)?;
-    let isolation = opt_cstr("isolation", &opts.isolation)?;
-    let o = kvc_sys::kvc_tenant_options {
-        name: name.as_ptr(),
-        isolation: isolation.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
-        host_quota_bytes: opts.host_quota_bytes,
-        ssd_quota_bytes: opts.ssd_quota_bytes,
-        borrow: opts.borrow as u32,
-        ..Default::default()
-    };
+    let co = opts.to_c()?;
     let mut out = ptr::null_mut();
     let mut err = new_err();
     // SAFETY: valid strings and out-pointers for the call.
-    check(unsafe { kvc_sys::kvc_tenant_create(&mut out, cpath.as_ptr(), &o, &mut err) }, &err)?;
+    check(unsafe { kvc_sys::kvc_tenant_create(&mut out, cpath.as_ptr(), &co.opts, &mut err) }, &err)?;
     Ok(take_string(out))
+}
+
+/// C tenant options and the strings they point into.
+pub(crate) struct CTenantOptions {
+    pub(crate) opts: kvc_sys::kvc_tenant_options,
+    _name: CString,
+    _isolation: Option<CString>,
+}
+
+impl TenantOptions {
+    pub(crate) fn to_c(&self) -> Result<CTenantOptions> {
+        let name = cstr("name", &self.name)?;
+        let isolation = opt_cstr("isolation", &self.isolation)?;
+        let o = kvc_sys::kvc_tenant_options {
+            name: name.as_ptr(),
+            isolation: isolation.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
+            host_quota_bytes: self.host_quota_bytes,
+            ssd_quota_bytes: self.ssd_quota_bytes,
+            borrow: self.borrow as u32,
+            ..Default::default()
+        };
+        // The CStrings' buffers do not move with the struct.
+        Ok(CTenantOptions { opts: o, _name: name, _isolation: isolation })
+    }
 }
 
 /// The tenants of `path` as a JSON array (no secrets).
@@ -79,15 +113,7 @@ pub fn tenants_json(path: &str) -> Result<String> {
 
 /// Changes tenant `name`'s quotas. [`Code::NotFound`] for an unknown name.
 pub fn set_tenant_quota(path: &str, name: &str, change: &QuotaChange) -> Result<()> {
-    let quota = |what: &str, q: Option<u64>| -> Result<i64> {
-        match q {
-            None => Ok(-1),
-            Some(v) => i64::try_from(v).map_err(|_| Error::new(Code::InvalidArgument, format!("{what} {v} is too large"))),
-        }
-    };
-    let host = quota("host_quota_bytes", change.host_quota_bytes)?;
-    let ssd = quota("ssd_quota_bytes", change.ssd_quota_bytes)?;
-    let borrow = change.borrow.map_or(-1, |b| b as i32);
+    let (host, ssd, borrow) = change.to_c()?;
     let (cpath, cname) = (cstr("path", path)?, cstr("name", name)?);
     let mut err = new_err();
     // SAFETY: valid strings and error struct.
