@@ -2,7 +2,7 @@
 """Writes kvc/__init__.pyi from kvc/__init__.pyi.in and capi/kvc.h.
 
 The error classes, the Tier and Feature members and the keyword options of
-Cache, Namespace and stores come from the header, named as kvc/_naming.py
+Cache, Namespace, stores, Node and NodeServer come from the header, named as kvc/_naming.py
 names them at run time, so the stub follows the header without hand edits.
 
 usage: gen_stub.py KVC_H TEMPLATE OUTPUT
@@ -58,6 +58,8 @@ def struct_fields(header: str, struct: str) -> list:
             continue  # set with its pointer field
         if ctype == "const char *":
             hint = "Optional[str]"
+        elif ctype == "const kvc_cache_options *":
+            hint = "Optional[dict[str, Any]]"
         elif ctype == "const kvc_key *":
             hint = "Optional[Key]"
         elif ctype.endswith("*"):
@@ -83,8 +85,9 @@ def main() -> None:
     def members(enum: str, prefix: str, indent: str) -> str:
         return "\n".join(f"{indent}{s[len(prefix):]} = {v}" for s, v in enum_members(header, enum, prefix))
 
-    def options(struct: str, indent: str) -> str:
-        return "\n".join([indent + "*,"] + [indent + f + "," for f in struct_fields(header, struct)])
+    def options(struct: str, indent: str, leave_out=()) -> str:
+        fields = [f for f in struct_fields(header, struct) if f.split(":")[0] not in leave_out]
+        return "\n".join([indent + "*,"] + [indent + f + "," for f in fields])
 
     lines = []
     for line in template.splitlines():
@@ -98,6 +101,8 @@ def main() -> None:
             lines.append(members("kvc_feature", "KVC_FEATURE_", indent))
         elif key == "# @GENERATED_WRITE_MODES@":
             lines.append(members("kvc_write_mode", "KVC_WRITE_", indent))
+        elif key == "# @GENERATED_NODE_NAMESPACE_OPTIONS@":
+            lines.append(options("kvc_namespace_options", indent, naming.NODE_NAMESPACE_UNSET))
         elif key.startswith("# @GENERATED_") and key.endswith("_OPTIONS@"):
             which = key[len("# @GENERATED_"):-len("_OPTIONS@")].lower()
             lines.append(options(f"kvc_{which}_options", indent))

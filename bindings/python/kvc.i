@@ -784,6 +784,189 @@ static PyObject *pykvc_block_new(void *data, size_t len, int readonly, kvc_names
 }
 %}
 
+/* ------------------------------------------------------------------------ */
+/* Node clients: batches of kvc_node_item                                   */
+/* ------------------------------------------------------------------------ */
+
+%{
+/* The items of kvc_node_get_batch / kvc_node_put_batch, from the tuple
+ * (keys, buffers, parents, writable, results):
+ *   keys     a sequence of 16-byte keys or one buffer of n * 16 bytes;
+ *   buffers  one buffer cut into n equal parts, or a sequence of n buffers
+ *            (None: data NULL, a get's size query); used in place;
+ *   parents  None, or a sequence of n keys or None (put);
+ *   writable 1 for gets (destinations), 0 for puts (sources);
+ *   results  a list; every item's (status, len) is appended to it after the
+ *            call, whatever the call returned, so the caller has the
+ *            per-item outcome of a call that failed as a whole too. */
+typedef struct {
+  kvc_node_item *items;
+  size_t n;
+  pykvc_keys keys;
+  kvc_key *parents;
+  Py_buffer *views;
+  Py_ssize_t n_views;
+  PyObject *results; /* borrowed from the input tuple */
+} pykvc_node_items;
+#define PYKVC_NODE_ITEMS_INIT {NULL, 0, PYKVC_KEYS_INIT, NULL, NULL, 0, NULL}
+
+static void pykvc_node_items_done(pykvc_node_items *b) {
+  Py_ssize_t i;
+  for (i = 0; i < b->n_views; ++i) PyBuffer_Release(&b->views[i]);
+  free(b->views);
+  free(b->items);
+  free(b->parents);
+  pykvc_keys_done(&b->keys);
+  b->views = NULL;
+  b->items = NULL;
+  b->parents = NULL;
+  b->n_views = 0;
+}
+
+static int pykvc_node_items_get(PyObject *o, pykvc_node_items *b) {
+  PyObject *keys, *bufs, *parents, *results, *seq;
+  int writable;
+  size_t j;
+  if (!PyArg_ParseTuple(o, "OOOpO!:items", &keys, &bufs, &parents, &writable,
+                        &PyList_Type, &results)) return -1;
+  b->results = results;
+  if (pykvc_keys_get(keys, &b->keys, "keys") < 0) return -1;
+  b->n = b->keys.n;
+  if (b->n == 0) return 0;
+  b->items = (kvc_node_item *)calloc(b->n, sizeof(kvc_node_item));
+  if (b->items == NULL) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  for (j = 0; j < b->n; ++j) {
+    b->items[j].key = b->keys.keys[j];
+    b->items[j].buf.mem = KVC_MEM_HOST;
+  }
+  if (PyObject_CheckBuffer(bufs)) { /* one buffer, n equal parts */
+    size_t part;
+    b->views = (Py_buffer *)calloc(1, sizeof(Py_buffer));
+    if (b->views == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    if (pykvc_buffer_get(bufs, &b->views[0], writable, writable ? "out" : "data") < 0) return -1;
+    b->n_views = 1;
+    if ((size_t)b->views[0].len % b->n != 0) {
+      char msg[200];
+      snprintf(msg, sizeof msg, "%s is %zd bytes, which is not %zu equal blocks",
+               writable ? "out" : "data", b->views[0].len, b->n);
+      pykvc_raise(KVC_ERR_LAYOUT, msg);
+      return -1;
+    }
+    part = (size_t)b->views[0].len / b->n;
+    for (j = 0; j < b->n; ++j) {
+      b->items[j].buf.data = (char *)b->views[0].buf + j * part;
+      b->items[j].buf.len = part;
+    }
+  } else {
+    Py_ssize_t i, len;
+    seq = PySequence_Fast(bufs, "");
+    if (seq == NULL) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError, "%s must be one buffer or a sequence of buffers, not %s",
+                   writable ? "out" : "data", pykvc_type_name(bufs));
+      return -1;
+    }
+    len = PySequence_Fast_GET_SIZE(seq);
+    if ((size_t)len != b->n) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "%zu keys but %zd buffers in %s", b->n, len,
+               writable ? "out" : "data");
+      Py_DECREF(seq);
+      pykvc_raise(KVC_ERR_INVALID_ARGUMENT, msg);
+      return -1;
+    }
+    b->views = (Py_buffer *)calloc((size_t)len, sizeof(Py_buffer));
+    if (b->views == NULL) {
+      Py_DECREF(seq);
+      PyErr_NoMemory();
+      return -1;
+    }
+    for (i = 0; i < len; ++i) {
+      PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+      char name[64];
+      if (item == Py_None) continue; /* data NULL */
+      snprintf(name, sizeof name, "%s[%zd]", writable ? "out" : "data", i);
+      if (pykvc_buffer_get(item, &b->views[b->n_views], writable, name) < 0) {
+        Py_DECREF(seq);
+        return -1;
+      }
+      b->items[i].buf.data = b->views[b->n_views].buf;
+      b->items[i].buf.len = (size_t)b->views[b->n_views].len;
+      ++b->n_views;
+    }
+    Py_DECREF(seq);
+  }
+  if (parents != Py_None) {
+    Py_ssize_t i, len;
+    seq = PySequence_Fast(parents, "");
+    if (seq == NULL) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError, "parents must be a sequence of keys or None, not %s",
+                   pykvc_type_name(parents));
+      return -1;
+    }
+    len = PySequence_Fast_GET_SIZE(seq);
+    if ((size_t)len != b->n) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "%zu keys but %zd parents", b->n, len);
+      Py_DECREF(seq);
+      pykvc_raise(KVC_ERR_INVALID_ARGUMENT, msg);
+      return -1;
+    }
+    b->parents = (kvc_key *)calloc(b->n, sizeof(kvc_key));
+    if (b->parents == NULL) {
+      Py_DECREF(seq);
+      PyErr_NoMemory();
+      return -1;
+    }
+    for (i = 0; i < len; ++i) {
+      PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+      Py_buffer kv;
+      char name[64];
+      if (item == Py_None) continue;
+      snprintf(name, sizeof name, "parents[%zd]", i);
+      if (pykvc_key_get(item, &kv, name) < 0) {
+        Py_DECREF(seq);
+        return -1;
+      }
+      memcpy(&b->parents[i], kv.buf, KVC_KEY_BYTES);
+      PyBuffer_Release(&kv);
+      b->items[i].parent = &b->parents[i];
+    }
+    Py_DECREF(seq);
+  }
+  return 0;
+}
+
+/* Appends every item's (status, len) to the results list. */
+static int pykvc_node_items_results(const pykvc_node_items *b) {
+  size_t j;
+  for (j = 0; j < b->n; ++j) {
+    PyObject *t = Py_BuildValue("(in)", (int)b->items[j].status, (Py_ssize_t)b->items[j].len);
+    if (t == NULL) return -1;
+    if (PyList_Append(b->results, t) < 0) {
+      Py_DECREF(t);
+      return -1;
+    }
+    Py_DECREF(t);
+  }
+  return 0;
+}
+
+/* kvc_node_get into a new bytes object (see the dst_bytes typemap). */
+static int pykvc_node_get_bytes(kvc_node *node, size_t *out_len, const kvc_namespace_options *ns,
+                                const kvc_key *key, uint32_t shard, const kvc_buf *dst_bytes,
+                                kvc_error *err) {
+  return kvc_node_get(node, out_len, ns, key, shard, dst_bytes, err);
+}
+%}
+
 %native(pykvc_set_errors) PyObject *pykvc_set_errors(PyObject *self, PyObject *args);
 
 %init %{
@@ -821,10 +1004,13 @@ static PyObject *pykvc_block_new(void *data, size_t len, int readonly, kvc_names
 /* Handles out. */
 %typemap(in, numinputs=0) kvc_cache **out (kvc_cache *temp = NULL),
                           kvc_namespace **out (kvc_namespace *temp = NULL),
-                          kvc_reservation **out (kvc_reservation *temp = NULL) {
+                          kvc_reservation **out (kvc_reservation *temp = NULL),
+                          kvc_node **out (kvc_node *temp = NULL),
+                          kvc_node_server **out (kvc_node_server *temp = NULL) {
   $1 = &temp;
 }
-%typemap(argout) kvc_cache **out, kvc_namespace **out, kvc_reservation **out {
+%typemap(argout) kvc_cache **out, kvc_namespace **out, kvc_reservation **out, kvc_node **out,
+                 kvc_node_server **out {
   $result = SWIG_Python_AppendOutput($result, SWIG_NewPointerObj(*$1, $*1_descriptor, 0));
 }
 
@@ -1015,6 +1201,83 @@ static PyObject *pykvc_block_new(void *data, size_t len, int readonly, kvc_names
 %typemap(freearg) (int32_t *out_statuses, size_t *out_loaded, const kvc_key *keys, size_t n,
                    uint32_t shard, const kvc_buf *dsts) { pykvc_batch_done(&batch$argnum); }
 
+/* ---- Node clients ---- */
+
+/* kvc_node_get: the block shard's size out (on KVC_OK). */
+%typemap(in, numinputs=0) size_t *out_len (size_t temp = 0) { $1 = &temp; }
+%typemap(argout) size_t *out_len {
+  $result = SWIG_Python_AppendOutput($result, PyLong_FromSize_t(*$1));
+}
+
+/* kvc_node_match: the input is the tuple (namespace options, keys); out come
+ * the count and the tier of every key (bytes of KVC_TIER_*), as kvc_match. */
+%typemap(in) (size_t *out_blocks, uint8_t *out_tiers, const kvc_namespace_options *ns,
+              const kvc_key *keys, size_t n_keys)
+    (size_t blocks = 0, uint8_t *tiers = NULL, pykvc_keys k = PYKVC_KEYS_INIT) {
+  PyObject *ns_obj, *keys_obj;
+  void *ns_ptr = NULL;
+  if (!PyArg_ParseTuple($input, "OO:match", &ns_obj, &keys_obj)) SWIG_fail;
+  if (!SWIG_IsOK(SWIG_ConvertPtr(ns_obj, &ns_ptr, $3_descriptor, 0))) {
+    PyErr_SetString(PyExc_TypeError, "ns must be a kvc.capi.kvc_namespace_options");
+    SWIG_fail;
+  }
+  if (pykvc_keys_get(keys_obj, &k, "keys") < 0) SWIG_fail;
+  tiers = (uint8_t *)calloc(k.n ? k.n : 1, 1);
+  if (tiers == NULL) { PyErr_NoMemory(); SWIG_fail; }
+  $1 = &blocks;
+  $2 = tiers;
+  $3 = ($3_ltype)ns_ptr;
+  $4 = ($4_ltype)k.keys;
+  $5 = k.n;
+}
+%typemap(argout) (size_t *out_blocks, uint8_t *out_tiers, const kvc_namespace_options *ns,
+                  const kvc_key *keys, size_t n_keys) {
+  $result = SWIG_Python_AppendOutput($result, PyLong_FromSize_t(blocks$argnum));
+  $result = SWIG_Python_AppendOutput($result,
+      PyBytes_FromStringAndSize((const char *)tiers$argnum, (Py_ssize_t)k$argnum.n));
+}
+%typemap(freearg) (size_t *out_blocks, uint8_t *out_tiers, const kvc_namespace_options *ns,
+                   const kvc_key *keys, size_t n_keys) {
+  free(tiers$argnum);
+  pykvc_keys_done(&k$argnum);
+}
+
+/* Batches of kvc_node_item: the input is the tuple of pykvc_node_items_get;
+ * the per-item outcomes go to its results list. */
+%typemap(in) (kvc_node_item *items, size_t n) (pykvc_node_items batch = PYKVC_NODE_ITEMS_INIT) {
+  if (pykvc_node_items_get($input, &batch) < 0) SWIG_fail;
+  $1 = batch.items;
+  $2 = batch.n;
+}
+%typemap(argout) (kvc_node_item *items, size_t n) {
+  if (pykvc_node_items_results(&batch$argnum) < 0) SWIG_fail;
+}
+%typemap(freearg) (kvc_node_item *items, size_t n) { pykvc_node_items_done(&batch$argnum); }
+
+/* pykvc_node_get_bytes: the input is the size; out comes a new bytes object
+ * the block was copied into (no copy after the one from the node). */
+%typemap(in) const kvc_buf *dst_bytes (kvc_buf b = {NULL, 0, KVC_MEM_HOST, 0}, PyObject *bytes = NULL) {
+  Py_ssize_t size = PyNumber_AsSsize_t($input, PyExc_OverflowError);
+  if (size == -1 && PyErr_Occurred()) SWIG_fail;
+  if (size < 0) size = 0;
+  bytes = PyBytes_FromStringAndSize(NULL, size);
+  if (bytes == NULL) SWIG_fail;
+  b.data = PyBytes_AS_STRING(bytes);
+  b.len = (size_t)size;
+  $1 = &b;
+}
+%typemap(argout) const kvc_buf *dst_bytes {
+  if (result == KVC_OK) {
+    if (arg2 != NULL && *arg2 < b$argnum.len && _PyBytes_Resize(&bytes$argnum, (Py_ssize_t)*arg2) < 0) SWIG_fail;
+    $result = SWIG_Python_AppendOutput($result, bytes$argnum);
+    bytes$argnum = NULL;
+  }
+}
+%typemap(freearg) const kvc_buf *dst_bytes { Py_XDECREF(bytes$argnum); }
+int pykvc_node_get_bytes(kvc_node *node, size_t *out_len, const kvc_namespace_options *ns,
+                         const kvc_key *key, uint32_t shard, const kvc_buf *dst_bytes,
+                         kvc_error *err);
+
 /* Scalars out. */
 %typemap(in, numinputs=0) uint64_t *out_epoch (uint64_t temp = 0) { $1 = &temp; }
 %typemap(argout) uint64_t *out_epoch {
@@ -1120,6 +1383,8 @@ static PyObject *pykvc_block_new(void *data, size_t len, int readonly, kvc_names
 %immutable kvc_namespace_options::struct_size;
 %immutable kvc_store_options::struct_size;
 %immutable kvc_tenant_options::struct_size;
+%immutable kvc_node_options::struct_size;
+%immutable kvc_node_server_options::struct_size;
 
 %define PYKVC_OPTIONS(TYPE, INIT)
 %extend TYPE {
@@ -1134,6 +1399,8 @@ PYKVC_OPTIONS(kvc_cache_options, KVC_CACHE_OPTIONS_INIT)
 PYKVC_OPTIONS(kvc_namespace_options, KVC_NAMESPACE_OPTIONS_INIT)
 PYKVC_OPTIONS(kvc_store_options, KVC_STORE_OPTIONS_INIT)
 PYKVC_OPTIONS(kvc_tenant_options, KVC_TENANT_OPTIONS_INIT)
+PYKVC_OPTIONS(kvc_node_options, KVC_NODE_OPTIONS_INIT)
+PYKVC_OPTIONS(kvc_node_server_options, KVC_NODE_SERVER_OPTIONS_INIT)
 
 /* Structs the library fills: read-only, created with their _INIT. */
 %typemap(out) uint64_t misses_by_reason[ANY] {
@@ -1167,6 +1434,7 @@ PYKVC_RESULT(kvc_stats, KVC_STATS_INIT)
 %ignore kvc_buf;
 %ignore kvc_view;
 %ignore kvc_error;
+%ignore kvc_node_item; /* the (items, n) typemap converts it */
 
 /* Trivial calls keep the GIL (nothing to wait for). */
 %nothread kvc_version;
@@ -1179,5 +1447,7 @@ PYKVC_RESULT(kvc_stats, KVC_STATS_INIT)
 %nothread kvc_key_to_hex;
 %nothread kvc_policy_names;
 %nothread kvc_policy_default;
+%nothread kvc_node_server_address;
+%nothread kvc_node_server_metrics_address;
 
 %include "kvc.h"

@@ -717,6 +717,409 @@ def tenant_delete(path: str, name: str) -> None:
     _c.kvc_tenant_delete(path, name)
 
 
+# --------------------------------------------------------------------------
+# Nodes: a client of a kvc node (kvc serve), and an in-process node
+# --------------------------------------------------------------------------
+
+NODE_MAX_BATCH: int = _c.KVC_NODE_MAX_BATCH
+"""The most items one :meth:`NodeNamespace.get_batch` or ``put_batch`` takes."""
+
+NODE_NO_RETRIES: int = _c.KVC_NODE_NO_RETRIES
+"""``max_retries`` for no retries at all (0 means the library's default)."""
+
+# Bytes of one element of each KV dtype (libkvc/core/layout.cc).
+_DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8_e4m3": 1, "fp8_e5m2": 1, "int8": 1}
+
+# Namespace fields a node request must leave unset (see _naming).
+_NODE_NS_UNSET = _naming.NODE_NAMESPACE_UNSET
+
+
+class ItemResult(tuple):
+    """The outcome of one item of a node batch: ``(status, len)``.
+
+    ``status`` is 0 (KVC_OK) or the negative ``KVC_ERR_*`` code the item
+    would have had alone (``KVC_ERR_NOT_FOUND``: a miss; ``KVC_ERR_LAYOUT``:
+    the buffer was too small; ``KVC_ERR_EXISTS``: already stored). ``len``
+    is a get's block shard size (also when the buffer was too small), 0 for
+    a miss and for puts.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, status: int, length: int) -> "ItemResult":
+        return tuple.__new__(cls, (status, length))
+
+    @property
+    def status(self) -> int:
+        return self[0]
+
+    @property
+    def len(self) -> int:
+        return self[1]
+
+    @property
+    def ok(self) -> bool:
+        """True when the item succeeded (status 0)."""
+        return self[0] == 0
+
+    @property
+    def name(self) -> str:
+        """The status's symbol: ``"KVC_OK"``, ``"KVC_ERR_NOT_FOUND"``, ..."""
+        return _c.kvc_status_name(self[0])
+
+    def error(self) -> "Error | None":
+        """The :class:`Error` of a failed item (not raised), None when ok."""
+        if self[0] == 0:
+            return None
+        return error_class(self[0])(self[0], f"{_c.kvc_status_name(self[0])}: {_c.kvc_status_str(self[0])}")
+
+    def __repr__(self) -> str:
+        return f"ItemResult({self.name}, len={self[1]})"
+
+
+class Node:
+    """A connection to a kvc node (``kvc serve``, or a :class:`NodeServer`).
+
+    ``Node(address, **options)`` connects (kvc_node_connect). `address` is
+    ``"host:port"`` (gRPC over TCP), ``"unix:PATH"`` (the same-host path:
+    block bytes move with one memcpy through the node's shared memory), or a
+    cluster: ``"peers:HOST:PORT,..."`` or ``"etcd://HOST:PORT/CLUSTER"``.
+    The keyword arguments are the fields of ``kvc_node_options``: ``tenant``
+    and ``credential``, ``connect_timeout_ms``, ``timeout_ms`` (each call's
+    deadline), ``tls_ca_path``, ``tls_cert_path``, ``tls_key_path``,
+    ``admin_token`` (for the tenant_* calls) and ``max_retries``
+    (:data:`NODE_NO_RETRIES` for none); an omitted one takes the library's
+    default. UnavailableError when the node cannot be reached in
+    connect_timeout_ms; UnsupportedError in a libkvc built without gRPC.
+
+    Thread-safe. Close it with :meth:`close` or a ``with`` block; using it
+    afterwards raises ClosedError. Block calls go through a
+    :class:`NodeNamespace` (:meth:`namespace`).
+    """
+
+    def __init__(self, address: str, **options) -> None:
+        o = _options(_structs.kvc_node_options, "node", options)
+        ptr = _c.kvc_node_connect(address, o)
+        self.address: str = address
+        self._h = _Handle(ptr, _c.kvc_node_close)
+        self._namespaces = _weakref.WeakSet()
+
+    def _handle(self) -> _Handle:
+        h = self._h
+        if h is None:
+            raise _Closed(_c.KVC_ERR_CLOSED, "the node connection is closed")
+        return h
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None
+
+    def close(self) -> None:
+        """Closes the connection and its namespaces. Idempotent; calls in
+        flight on other threads finish first."""
+        h, self._h = self._h, None
+        if h is None:
+            return
+        for ns in list(self._namespaces):
+            ns.close()
+
+    def __enter__(self) -> "Node":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<kvc.Node {self.address!r} {'open' if getattr(self, '_h', None) else 'closed'}>"
+
+    def namespace(self, **options) -> "NodeNamespace":
+        """A namespace on the node; the keyword arguments are those of
+        :meth:`Cache.namespace` (``model``, ``revision``, ``dtype``,
+        ``layers``, ``kv_heads``, ``head_dim``, ``block_tokens``, ``hash``,
+        ``adapter``, ``shards``) except ``tenant``, ``credential``,
+        ``salt``, ``default_ttl_ms`` and ``write_mode``, which are the
+        connection's or the node's. Nothing is sent to the node."""
+        ns = NodeNamespace(self, options)
+        self._namespaces.add(ns)
+        return ns
+
+    def stats(self) -> Stats:
+        """The node's counters (kvc_node_stats_json) as a :class:`Stats`:
+        ``scope`` is ``"tenant"`` (that tenant's own counters) or ``"node"``."""
+        h = self._handle()
+        return Stats(_json.loads(_c.kvc_node_stats_json(h.ptr)))
+
+    # -- tenant administration (with the admin_token option) ----------------
+
+    def tenant_create(self, **options) -> str:
+        """Adds a tenant to the node's tenants file and returns its new
+        credential, shown this once. The keyword arguments are those of
+        :func:`tenant_create`. PermissionError without the right admin
+        token, UnsupportedError on a node without a tenants file."""
+        h = self._handle()
+        return _c.kvc_node_tenant_create(h.ptr, _options(_structs.kvc_tenant_options, "tenant", options))
+
+    def tenant_list(self) -> list:
+        """The node's tenants, without secrets."""
+        h = self._handle()
+        return _json.loads(_c.kvc_node_tenant_list_json(h.ptr))
+
+    def tenant_set_quota(self, name: str, *, host_quota_bytes: int = -1,
+                         ssd_quota_bytes: int = -1, borrow: int = -1) -> None:
+        """Changes a tenant's quotas on the node; -1 leaves a field as it is
+        (borrow: 0 no, 1 yes). NotFoundError for an unknown name."""
+        h = self._handle()
+        _c.kvc_node_tenant_set_quota(h.ptr, name, host_quota_bytes, ssd_quota_bytes, borrow)
+
+    def tenant_delete(self, name: str) -> None:
+        """Removes a tenant; its requests are refused from then on."""
+        h = self._handle()
+        _c.kvc_node_tenant_delete(h.ptr, name)
+
+
+class NodeNamespace:
+    """A namespace on a node (from :meth:`Node.namespace`): the calls of
+    :class:`Namespace` made on the node. Thread-safe.
+
+    Keys, tokens and data are taken as :class:`Namespace` takes them; data
+    buffers (bytes, bytearray, memoryview, numpy arrays) are used in place,
+    without a copy in the binding.
+    """
+
+    def __init__(self, node: Node, options: dict) -> None:
+        given = [k for k in _NODE_NS_UNSET if options.get(k) is not None]
+        if given:
+            raise _InvalidArgument(
+                _c.KVC_ERR_INVALID_ARGUMENT,
+                f"a node namespace takes no {', '.join(given)}: the tenant and credential are "
+                f"options of kvc.Node, the salt comes from the node's tenants file, TTLs "
+                f"(ttl_ms of put) and the write mode are the node's")
+        o = _options(_structs.kvc_namespace_options, "namespace", options)
+        _c.kvc_hash_keys(0, o, [])  # checks the layout and names now, as Cache.namespace does
+        self._o = o
+        self._h = node._handle()
+        self.options: dict = dict(options)
+        shards = o.shards or 1
+        self.block_tokens: int = o.block_tokens
+        self.shards: int = shards
+        self.block_bytes: int = (2 * o.layers * o.kv_heads * o.head_dim * o.block_tokens
+                                 * _DTYPE_BYTES.get(o.dtype, 1))
+        self.shard_bytes: int = self.block_bytes // shards
+        self.dtype: str = o.dtype
+        self.numpy_dtype: str = _NUMPY_DTYPE.get(o.dtype, "uint8")
+        self.block_shape: tuple = (o.layers, 2, o.block_tokens, o.kv_heads // shards, o.head_dim)
+
+    def _ptr(self):
+        h = self._h
+        if h is None or h.ptr is None:
+            raise _Closed(_c.KVC_ERR_CLOSED, "the node connection is closed")
+        return h
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None
+
+    def close(self) -> None:
+        """Lets go of the namespace (nothing is sent). Idempotent."""
+        self._h = None
+
+    def __enter__(self) -> "NodeNamespace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<kvc.NodeNamespace {self.options.get('model')!r} {self.block_tokens} tokens/block "
+                f"{self.shard_bytes} bytes/shard{'' if getattr(self, '_h', None) else ', closed'}>")
+
+    def new_block(self, count: int | None = None):
+        """A zeroed numpy array for one block shard (``block_shape`` of
+        ``numpy_dtype``), or for ``count`` of them (a leading axis)."""
+        import numpy as np
+        shape = self.block_shape if count is None else (count,) + self.block_shape
+        return np.zeros(shape, dtype=self.numpy_dtype)
+
+    # -- match ---------------------------------------------------------------
+
+    def match(self, keys, *, tiers: bool = False):
+        """How many leading blocks of the key chain `keys` the node has (0
+        on a miss). With ``tiers=True``: ``(count, [Tier, ...])``."""
+        h = self._ptr()
+        n, t = _c.kvc_node_match(h.ptr, (self._o, keys))
+        if tiers:
+            return n, [Tier(x) for x in t]
+        return n
+
+    def match_tokens(self, tokens, *, keys: bool = False):
+        """How many leading blocks of `tokens` the node has (the node hashes
+        them). With ``keys=True``: ``(count, [key, ...])``, the keys of all
+        full blocks as the node names them (an isolated tenant's keys are
+        salted by the node), to get and put without hashing again."""
+        h = self._ptr()
+        if keys:
+            n, k = _c.kvc_node_match_tokens(h.ptr, len(tokens) // self.block_tokens, self._o, tokens)
+            return n, k
+        return _c.kvc_node_match_tokens(h.ptr, 0, self._o, tokens)
+
+    # -- get, put --------------------------------------------------------------
+
+    def get_into(self, key, out, shard: int = 0) -> int:
+        """Copies the block shard into `out` (a writable buffer of at least
+        shard_bytes, e.g. ``new_block()``) and returns its size in bytes.
+        `out` None asks for the size only. NotFoundError (a KeyError) on a
+        miss, LayoutError when `out` is too small."""
+        h = self._ptr()
+        return _c.kvc_node_get(h.ptr, self._o, key, shard, out)
+
+    def get(self, key, shard: int = 0) -> bytes:
+        """The block shard as new bytes (copied once, from the node into
+        them). NotFoundError (a KeyError) on a miss."""
+        h = self._ptr()
+        _n, data = _c.pykvc_node_get_bytes(h.ptr, self._o, key, shard, self.shard_bytes)
+        return data
+
+    def put(self, key, data, shard: int = 0, **options) -> bool:
+        """Stores one block shard (`data`: exactly shard_bytes). True when
+        this call stored it; False when it was already stored or is being
+        written by another writer. Options: ``ttl_ms`` and ``parent`` (the
+        previous block of its chain) of ``kvc_store_options``. Stores are
+        not retried; NoSpaceError, QuotaError as the node answers."""
+        h = self._ptr()
+        try:
+            _c.kvc_node_put(h.ptr, self._o, key, shard, data, _store_options(options))
+        except (_Exists, _Pending):
+            return False
+        return True
+
+    # -- batches ---------------------------------------------------------------
+
+    def _batch(self, call, keys, bufs, parents, writable, *rest):
+        h = self._ptr()
+        results = []
+        try:
+            call(h.ptr, self._o, rest[0], (keys, bufs, parents, writable, results), *rest[1:])
+        except Error as e:
+            e.items = [ItemResult(s, n) for s, n in results]
+            raise
+        return [ItemResult(s, n) for s, n in results]
+
+    def get_batch(self, keys, out, shard: int = 0) -> list:
+        """Gets keys[i] into the i-th of `out` in one request (a sequence of
+        writable buffers, None asking for the size only, or one buffer of
+        len(keys) equal parts, such as ``new_block(len(keys))``). Returns an
+        :class:`ItemResult` per key: a miss (``KVC_ERR_NOT_FOUND``) or a
+        too-small buffer (``KVC_ERR_LAYOUT``) is an item's status, not an
+        exception; a destination not found is left as it was. A failure of
+        the whole call (PermissionError, UnavailableError, ...) raises; the
+        exception's ``items`` has every item's status. At most
+        :data:`NODE_MAX_BATCH` keys."""
+        return self._batch(_c.kvc_node_get_batch, keys, out, None, True, shard)
+
+    def put_batch(self, keys, data, shard: int = 0, *, parents=None, **options) -> list:
+        """Stores keys[i] from the i-th of `data` (a sequence of buffers, or
+        one buffer of len(keys) * shard_bytes) in one request, each block on
+        its own: an :class:`ItemResult` per key, ``KVC_ERR_EXISTS`` for one
+        already stored. The keys are a chain, as for
+        :meth:`Namespace.store_batch`: each block's parent is the key before
+        it, the first's the ``parent`` option; ``parents`` (a key or None
+        per key) sets them instead. ``ttl_ms`` applies to every block. A
+        failure of the whole call raises, with ``items`` on the exception
+        (the blocks stored before it are kept). Not retried."""
+        if parents is None:
+            keys = self._key_list(keys)
+            parents = [options.get("parent")] + keys[:-1] if keys else []
+        options = {k: v for k, v in options.items() if k != "parent"}
+        return self._batch(_c.kvc_node_put_batch, keys, data, parents, False, shard,
+                           _store_options(options))
+
+    @staticmethod
+    def _key_list(keys) -> list:
+        if isinstance(keys, (bytes, bytearray, memoryview)):
+            b = bytes(keys)
+            if len(b) % KEY_BYTES:
+                raise _InvalidArgument(_c.KVC_ERR_INVALID_ARGUMENT,
+                                       f"keys is {len(b)} bytes, not a whole number of {KEY_BYTES}-byte keys")
+            return [b[i:i + KEY_BYTES] for i in range(0, len(b), KEY_BYTES)]
+        return list(keys)
+
+    # -- delete, revisions -----------------------------------------------------
+
+    def delete(self, key) -> None:
+        """Removes every shard of the block on the node. NotFoundError if
+        none was present."""
+        h = self._ptr()
+        _c.kvc_node_delete(h.ptr, self._o, key)
+
+    def bump_revision(self) -> int:
+        """Makes every block stored so far in this namespace invisible on the
+        node; returns the new epoch."""
+        h = self._ptr()
+        return _c.kvc_node_bump_revision(h.ptr, self._o)
+
+
+class NodeServer:
+    """An in-process kvc node (kvc_node_server_start): what ``kvc serve``
+    runs, for tests and embedders.
+
+    The keyword arguments are the fields of ``kvc_node_server_options``:
+    ``listen`` (``"127.0.0.1:0"`` picks a free port), ``unix_path`` (the
+    same-host path's socket), ``write_mode``, ``tls_cert_path``,
+    ``tls_key_path``, ``tls_client_ca_path``, ``admin_token``,
+    ``metrics_listen``, ``metrics_token``, ``cluster``, ``node_id``,
+    ``zone``, ``advertise``, ``store_idle_timeout_ms``; ``cache`` is a dict
+    of :class:`Cache` options for the node's cache (``host_capacity_bytes``,
+    ``tenants_path``, ``ssd_dir``, ...). An omitted one takes the library's
+    default. UnavailableError when the address cannot be bound.
+
+    Stop it with :meth:`stop` or a ``with`` block.
+    """
+
+    def __init__(self, *, cache: dict | None = None, **options) -> None:
+        o = _options(_structs.kvc_node_server_options, "node server", options)
+        co = None
+        if cache is not None:
+            co = _options(_structs.kvc_cache_options, "cache", dict(cache))
+            o.cache = co
+        ptr = _c.kvc_node_server_start(o)
+        del co  # read by the start only
+        self._ptr = ptr
+        self.address: str = _c.kvc_node_server_address(ptr)
+        self.metrics_address: str = _c.kvc_node_server_metrics_address(ptr)
+        self.unix_path: str | None = options.get("unix_path")
+
+    @property
+    def unix_address(self) -> str | None:
+        """``"unix:PATH"`` for :class:`Node` when ``unix_path`` was given."""
+        return f"unix:{self.unix_path}" if self.unix_path else None
+
+    @property
+    def stopped(self) -> bool:
+        return self._ptr is None
+
+    def stop(self, grace_ms: int = 1000) -> None:
+        """Stops accepting calls, lets calls in flight finish for up to
+        `grace_ms`, closes the node's cache. Idempotent."""
+        ptr, self._ptr = self._ptr, None
+        if ptr is not None:
+            _c.kvc_node_server_stop(ptr, grace_ms)
+
+    close = stop
+
+    def __del__(self):
+        if getattr(self, "_ptr", None) is not None:
+            self.stop(0)
+
+    def __enter__(self) -> "NodeServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<kvc.NodeServer {self.address!r} {'stopped' if self._ptr is None else 'running'}>"
+
+
 def sim_run(trace_path: str, policies: str | None = None, capacities=()) -> list:
     """Runs the trace simulation of docs/sim.md (kvc_sim_run): one row per
     policy and capacity (in blocks), as dicts."""
@@ -728,5 +1131,6 @@ __all__ = [
     "Error", "error_class", "status_name", "status_str", "version", "version_number",
     "features", "policy_names", "policy_default", "key_to_hex", "key_from_hex",
     "hash_keys", "option_names", "sim_run", "ssd_inspect", "tenant_create", "tenant_list",
-    "tenant_set_quota", "tenant_delete",
+    "tenant_set_quota", "tenant_delete", "Node", "NodeNamespace", "NodeServer", "ItemResult",
+    "NODE_MAX_BATCH", "NODE_NO_RETRIES",
 ] + sorted(cls.__name__ for cls in _ERRORS.values())

@@ -31,3 +31,10 @@ def class_name(symbol: str) -> str:
 def also(symbol: str) -> tuple:
     """The built-in bases of the class of ``symbol``."""
     return ALSO.get(symbol[len(PREFIX):], ())
+
+
+# kvc_namespace_options fields a node request leaves unset (capi/kvc.h): the
+# tenant and credential are the connection's (kvc_node_options), the salt
+# comes from the node's tenants file, TTLs and the write mode are the node's.
+# Node.namespace refuses them; its stub does not list them.
+NODE_NAMESPACE_UNSET = ("tenant", "credential", "salt", "default_ttl_ms", "write_mode")
