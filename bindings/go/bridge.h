@@ -124,4 +124,87 @@ static inline int kvcgo_load_batch(kvc_namespace *ns, int32_t *statuses, size_t 
   return rc;
 }
 
+/* ---- Node client -------------------------------------------------------- */
+
+static inline void kvcgo_node_options_init(kvc_node_options *o) {
+  kvc_node_options d = KVC_NODE_OPTIONS_INIT;
+  *o = d;
+}
+
+static inline void kvcgo_node_server_options_init(kvc_node_server_options *o) {
+  kvc_node_server_options d = KVC_NODE_SERVER_OPTIONS_INIT;
+  *o = d;
+}
+
+static inline int kvcgo_node_get(kvc_node *node, size_t *out_len, const kvc_namespace_options *ns,
+                                 const kvc_key *key, uint32_t shard, void *data, size_t len,
+                                 kvc_error *err) {
+  kvc_buf b = KVC_HOST_BUF(data, len);
+  return kvc_node_get(node, out_len, ns, key, shard, data ? &b : NULL, err);
+}
+
+static inline int kvcgo_node_put(kvc_node *node, const kvc_namespace_options *ns,
+                                 const kvc_key *key, uint32_t shard, void *data, size_t len,
+                                 kvcgo_store_args a, const kvc_key *parent, kvc_error *err) {
+  kvc_buf b = KVC_HOST_BUF(data, len);
+  kvc_store_options o = kvcgo_store_options(a, parent);
+  return kvc_node_put(node, ns, key, shard, &b, a.has ? &o : NULL, err);
+}
+
+/* One item of a node batch as Go describes it: no pointers (so an array of
+ * them in Go memory may be passed to C), its buffer an offset into the one
+ * batch buffer passed with the call. */
+typedef struct {
+  kvc_key key;
+  kvc_key parent;
+  size_t off;     /* into the batch buffer */
+  size_t cap;     /* bytes at off */
+  size_t len;     /* out (get) */
+  int32_t status; /* out */
+  uint8_t has_buf;
+  uint8_t has_parent;
+} kvcgo_node_item;
+
+/* kvc_node_get_batch (put == 0) or kvc_node_put_batch over `n` Go items
+ * whose buffers lie in base[0..) (Go memory passed for this call only): the
+ * kvc_node_item array, which holds pointers into it, lives in C memory and is
+ * freed before the return, so no Go pointer outlives the call. */
+static inline int kvcgo_node_batch(kvc_node *node, int put, const kvc_namespace_options *ns,
+                                   uint32_t shard, kvcgo_node_item *gi, size_t n, uint8_t *base,
+                                   kvcgo_store_args a, kvc_error *err) {
+  size_t i;
+  int rc;
+  kvc_store_options o = kvcgo_store_options(a, NULL);
+  kvc_node_item *items = NULL;
+  if (n > 0) {
+    items = (kvc_node_item *)calloc(n, sizeof(kvc_node_item));
+    if (items == NULL) {
+      err->code = KVC_ERR_NO_MEMORY;
+      snprintf(err->message, sizeof err->message, "out of memory for %zu batch items", n);
+      return KVC_ERR_NO_MEMORY;
+    }
+  }
+  for (i = 0; i < n; ++i) {
+    items[i].key = gi[i].key;
+    items[i].buf.data = gi[i].has_buf ? base + gi[i].off : NULL;
+    items[i].buf.len = gi[i].has_buf ? gi[i].cap : 0;
+    items[i].buf.mem = KVC_MEM_HOST;
+    items[i].buf.device = 0;
+    items[i].parent = gi[i].has_parent ? &gi[i].parent : NULL;
+    items[i].len = gi[i].len;
+    items[i].status = gi[i].status;
+  }
+  if (put) {
+    rc = kvc_node_put_batch(node, ns, shard, items, n, a.has ? &o : NULL, err);
+  } else {
+    rc = kvc_node_get_batch(node, ns, shard, items, n, err);
+  }
+  for (i = 0; i < n; ++i) {
+    gi[i].len = items[i].len;
+    gi[i].status = items[i].status;
+  }
+  free(items);
+  return rc;
+}
+
 #endif /* KVC_GO_BRIDGE_H */

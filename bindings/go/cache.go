@@ -77,6 +77,33 @@ func millis32(name string, d time.Duration) (C.uint32_t, error) {
 	return C.uint32_t(ms), err
 }
 
+// fill sets o (initialised with KVC_CACHE_OPTIONS_INIT) from opts (nil:
+// the defaults); cstr allocates the strings in C memory.
+func (opts *CacheOptions) fill(o *C.kvc_cache_options, cstr func(string) *C.char) error {
+	if opts == nil {
+		return nil
+	}
+	var err error
+	if o.reservation_timeout_ms, err = millis32("ReservationTimeout", opts.ReservationTimeout); err != nil {
+		return err
+	}
+	if o.pin_timeout_ms, err = millis32("PinTimeout", opts.PinTimeout); err != nil {
+		return err
+	}
+	if o.maintenance_interval_ms, err = millis32("MaintenanceInterval", opts.MaintenanceInterval); err != nil {
+		return err
+	}
+	o.host_capacity_bytes = C.uint64_t(opts.HostCapacityBytes)
+	o.index_shards = C.uint32_t(opts.IndexShards)
+	o.prefault = C.uint32_t(opts.Prefault)
+	o.host_policy = cstr(opts.HostPolicy)
+	o.tenants_path = cstr(opts.TenantsPath)
+	o.ssd_dir = cstr(opts.SSDDir)
+	o.ssd_capacity_bytes = C.uint64_t(opts.SSDCapacityBytes)
+	o.ssd_policy = cstr(opts.SSDPolicy)
+	return nil
+}
+
 // Open creates a cache. opts may be nil.
 func Open(opts *CacheOptions) (*Cache, error) {
 	var o C.kvc_cache_options
@@ -96,25 +123,8 @@ func Open(opts *CacheOptions) (*Cache, error) {
 		allocs = append(allocs, p)
 		return p
 	}
-	if opts != nil {
-		var err error
-		if o.reservation_timeout_ms, err = millis32("ReservationTimeout", opts.ReservationTimeout); err != nil {
-			return nil, err
-		}
-		if o.pin_timeout_ms, err = millis32("PinTimeout", opts.PinTimeout); err != nil {
-			return nil, err
-		}
-		if o.maintenance_interval_ms, err = millis32("MaintenanceInterval", opts.MaintenanceInterval); err != nil {
-			return nil, err
-		}
-		o.host_capacity_bytes = C.uint64_t(opts.HostCapacityBytes)
-		o.index_shards = C.uint32_t(opts.IndexShards)
-		o.prefault = C.uint32_t(opts.Prefault)
-		o.host_policy = cstr(opts.HostPolicy)
-		o.tenants_path = cstr(opts.TenantsPath)
-		o.ssd_dir = cstr(opts.SSDDir)
-		o.ssd_capacity_bytes = C.uint64_t(opts.SSDCapacityBytes)
-		o.ssd_policy = cstr(opts.SSDPolicy)
+	if err := opts.fill(&o, cstr); err != nil {
+		return nil, err
 	}
 	var c *C.kvc_cache
 	var e C.kvc_error

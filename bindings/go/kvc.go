@@ -3,14 +3,19 @@
 // It is built with cgo on the C ABI (kvc.h) and on nothing else; the library
 // is found with pkg-config (`pkg-config kvc`). See docs/bindings-go.md.
 //
-// Handles (Cache, Namespace, Reservation, View) are released explicitly:
-// Close, Commit/Abort and Release. Finalizers exist as a safety net only.
+// Handles (Cache, Namespace, Reservation, View, Node, NodeServer) are
+// released explicitly: Close, Commit/Abort, Release and Stop. Finalizers
+// exist as a safety net only.
 // Using a closed handle returns an error whose code is CodeClosed, never a
 // crash. Errors are *Error values carrying the C status code and the call's
 // message; compare them with errors.Is against the sentinels (ErrNotFound,
 // ErrPending, ...).
 //
-// Thread safety: a Cache and its Namespaces may be used from any number of
+// Node is a client of a kvc node (`kvc serve`, over gRPC, over the
+// same-host "unix:" path, or a cluster); NodeServer runs a node in this
+// process.
+//
+// Thread safety: a Cache and its Namespaces, and a Node, may be used from any number of
 // goroutines at once. A Reservation and a View are used by one goroutine at
 // a time (their methods lock, so misuse is an error, not a race in C).
 //

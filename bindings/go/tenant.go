@@ -21,31 +21,47 @@ type TenantOptions struct {
 // tenants.json for a directory) and returns its new credential, shown this
 // once. A taken name is an error matching ErrExists.
 func CreateTenant(path string, opts *TenantOptions) (credential string, err error) {
-	if opts == nil {
-		return "", errorf(CodeInvalidArgument, "tenant options are nil")
+	o, free, err := opts.toC()
+	if err != nil {
+		return "", err
 	}
-	var o C.kvc_tenant_options // Go memory holding only C pointers
-	C.kvcgo_tenant_options_init(&o)
-	cpath, name := C.CString(path), C.CString(opts.Name)
+	defer free()
+	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	defer C.free(unsafe.Pointer(name))
-	o.name = name
+	var out *C.char
+	var e C.kvc_error
+	if err := check(C.kvc_tenant_create(&out, cpath, o, &e), &e); err != nil {
+		return "", err
+	}
+	defer C.kvc_string_free(out)
+	return C.GoString(out), nil
+}
+
+// toC builds the options in C memory; free releases them.
+func (opts *TenantOptions) toC() (*C.kvc_tenant_options, func(), error) {
+	if opts == nil {
+		return nil, func() {}, errorf(CodeInvalidArgument, "tenant options are nil")
+	}
+	o := (*C.kvc_tenant_options)(C.calloc(1, C.sizeof_kvc_tenant_options))
+	if o == nil {
+		return nil, func() {}, errorf(CodeNoMemory, "out of memory for tenant options")
+	}
+	C.kvcgo_tenant_options_init(o)
+	o.name = C.CString(opts.Name)
 	if opts.Isolation != "" {
 		o.isolation = C.CString(opts.Isolation)
-		defer C.free(unsafe.Pointer(o.isolation))
 	}
 	o.host_quota_bytes = C.uint64_t(opts.HostQuotaBytes)
 	o.ssd_quota_bytes = C.uint64_t(opts.SSDQuotaBytes)
 	if opts.Borrow {
 		o.borrow = 1
 	}
-	var out *C.char
-	var e C.kvc_error
-	if err := check(C.kvc_tenant_create(&out, cpath, &o, &e), &e); err != nil {
-		return "", err
+	free := func() {
+		C.free(unsafe.Pointer(o.name))
+		C.free(unsafe.Pointer(o.isolation)) // free(NULL) is a no-op
+		C.free(unsafe.Pointer(o))
 	}
-	defer C.kvc_string_free(out)
-	return C.GoString(out), nil
+	return o, free, nil
 }
 
 // TenantsJSON lists the tenants of path as a JSON array (no secrets).
@@ -71,7 +87,20 @@ type QuotaChange struct {
 // SetTenantQuota changes the quotas of tenant name. An unknown name is an
 // error matching ErrNotFound.
 func SetTenantQuota(path, name string, q QuotaChange) error {
-	host, ssd, borrow := C.int64_t(-1), C.int64_t(-1), C.int32_t(-1)
+	host, ssd, borrow, err := q.args()
+	if err != nil {
+		return err
+	}
+	cpath, cname := C.CString(path), C.CString(name)
+	defer C.free(unsafe.Pointer(cpath))
+	defer C.free(unsafe.Pointer(cname))
+	var e C.kvc_error
+	return check(C.kvc_tenant_set_quota(cpath, cname, host, ssd, borrow, &e), &e)
+}
+
+// args are the change as kvc_tenant_set_quota takes it: -1 keeps a field.
+func (q QuotaChange) args() (host, ssd C.int64_t, borrow C.int32_t, err error) {
+	host, ssd, borrow = -1, -1, -1
 	for _, f := range []struct {
 		v   *uint64
 		out *C.int64_t
@@ -79,7 +108,7 @@ func SetTenantQuota(path, name string, q QuotaChange) error {
 	}{{q.HostQuotaBytes, &host, "HostQuotaBytes"}, {q.SSDQuotaBytes, &ssd, "SSDQuotaBytes"}} {
 		if f.v != nil {
 			if *f.v > 1<<63-1 {
-				return errorf(CodeInvalidArgument, "%s %d is too large", f.nm, *f.v)
+				return 0, 0, 0, errorf(CodeInvalidArgument, "%s %d is too large", f.nm, *f.v)
 			}
 			*f.out = C.int64_t(*f.v)
 		}
@@ -90,11 +119,7 @@ func SetTenantQuota(path, name string, q QuotaChange) error {
 			borrow = 1
 		}
 	}
-	cpath, cname := C.CString(path), C.CString(name)
-	defer C.free(unsafe.Pointer(cpath))
-	defer C.free(unsafe.Pointer(cname))
-	var e C.kvc_error
-	return check(C.kvc_tenant_set_quota(cpath, cname, host, ssd, borrow, &e), &e)
+	return host, ssd, borrow, nil
 }
 
 // DeleteTenant removes tenant name; an unknown name matches ErrNotFound.
