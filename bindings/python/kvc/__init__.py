@@ -958,8 +958,8 @@ class NodeNamespace:
         salted by the node), to get and put without hashing again."""
         h = self._ptr()
         if keys:
-            n, k = _c.kvc_node_match_tokens(h.ptr, len(tokens) // self.block_tokens, self._o, tokens)
-            return n, k
+            r = _c.kvc_node_match_tokens(h.ptr, len(tokens) // self.block_tokens, self._o, tokens)
+            return (r[0], r[1]) if isinstance(r, list) else (r, [])  # no keys without a block
         return _c.kvc_node_match_tokens(h.ptr, 0, self._o, tokens)
 
     # -- get, put --------------------------------------------------------------

@@ -131,6 +131,10 @@ def test_match(node):
     assert ns.match(keys[1:]) == 1 and ns.match(keys[2:]) == 0
     with pytest.raises(kvc.InvalidArgumentError, match="15 bytes"):
         ns.match([b"k" * 15])
+    assert ns.match([]) == 0 and ns.match([], tiers=True) == (0, [])
+    # Fewer tokens than a block: refused, as by an embedded namespace.
+    with pytest.raises(kvc.InvalidArgumentError, match="at least one block"):
+        ns.match_tokens(tokens(3), keys=True)
 
 
 @needs_grpc
