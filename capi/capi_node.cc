@@ -47,6 +47,10 @@ Result<net::NodeNamespace> NamespaceOf(const kvc_namespace_options* o) {
   if ((KVC_NODE_HAS(o, kvc_namespace_options, tenant) && o->tenant) ||
       (KVC_NODE_HAS(o, kvc_namespace_options, credential) && o->credential))
     return InvalidArgument("ns.tenant and ns.credential must be NULL: a node connection carries them (kvc_node_options)");
+  if (KVC_NODE_HAS(o, kvc_namespace_options, default_ttl_ms) && o->default_ttl_ms != 0)
+    return InvalidArgument("ns.default_ttl_ms must be 0: a node does not take it from a request (pass a ttl_ms with each put)");
+  if (KVC_NODE_HAS(o, kvc_namespace_options, write_mode) && o->write_mode != KVC_WRITE_BACK)
+    return InvalidArgument("ns.write_mode must be unset: the node's own setting (kvc serve --write-mode) decides");
   net::NodeNamespace n;
   n.hash = std::string(HashAlgoName(f->hash));
   n.model = f->model;

@@ -358,6 +358,17 @@ int main(void) {
     salted.salt = salt;
     salted.salt_len = 2;
     CHECK(kvc_node_match(node, &matched, NULL, &salted, node_keys, 1, &err) == KVC_ERR_INVALID_ARGUMENT);
+    /* The node's own settings, not a request's: refused, not ignored. */
+    kvc_namespace_options ttl = spec();
+    ttl.default_ttl_ms = 1000;
+    kvc_buf one = KVC_HOST_BUF(blocks[0], kBytes);
+    CHECK(kvc_node_put(node, &ttl, &node_keys[1], 0, &one, NULL, &err) == KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "default_ttl_ms") != NULL);
+    kvc_namespace_options through = spec();
+    through.write_mode = KVC_WRITE_THROUGH;
+    CHECK(kvc_node_put(node, &through, &node_keys[1], 0, &one, NULL, &err) == KVC_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "write_mode") != NULL);
+    CHECK(kvc_node_get(node, &len, &o, &node_keys[1], 0, NULL, &err) == KVC_ERR_NOT_FOUND);
     kvc_namespace_options bad = spec();
     bad.dtype = "fp7";
     CHECK(kvc_node_match(node, &matched, NULL, &bad, node_keys, 1, &err) == KVC_ERR_LAYOUT);
