@@ -12,11 +12,14 @@
 // - a store block that did not answer KVC_OK made nothing visible: a block
 //   shard absent before it is absent after it; a block that made a shard
 //   visible answered KVC_OK (StoreResponse.results, one per begin; a batch
-//   stream carries several blocks), and the shard holds exactly the bytes
+//   stream carries several blocks, as begins or packed in StoreMessage.
+//   blocks), and the shard holds exactly the bytes
 //   streamed for it; a shard visible before keeps its bytes;
 // - a load's stream is consistent: offsets in order, as many bytes as
-//   announced, a batch's keys answered in order (or the request refused in
-//   one message);
+//   announced, a batch's keys answered in order, by chunks or as packed
+//   items (LoadChunk.items: whole blocks of at most 256 KiB, up to 1 MiB of
+//   data a message, never inside a key's chunks), each key once (or the
+//   request refused in one message);
 // and at the end of the input the node still answers Health, serving.
 #include <google/protobuf/stubs/logging.h>
 #include <grpcpp/grpcpp.h>
@@ -154,7 +157,12 @@ int LoadShard(Node& node, const v1::LoadRequest& q, std::string* bytes) {
   int64_t index = -1;  // the key being answered
   size_t answered = 0;
   while (reader->Read(&c)) {
-    if (c.has_result()) {  // a key's first message
+    // A message of packed items alone carries none of fields 1-5.
+    const bool chunk = c.items_size() == 0 || c.has_result() || c.total_bytes() != 0 || c.offset() != 0 ||
+                       !c.data().empty() || c.index() != 0;
+    if (!chunk) {
+      // skip to the items
+    } else if (c.has_result()) {  // a key's first message
       FUZZ_CHECK(index < 0 || got == total, "a load answers a key only after the previous one's bytes");
       FUZZ_CHECK(static_cast<int64_t>(c.index()) == index + 1, "a batch load answers its keys in order");
       FUZZ_CHECK(c.offset() == 0, "a key's first chunk is at offset 0");
@@ -166,11 +174,32 @@ int LoadShard(Node& node, const v1::LoadRequest& q, std::string* bytes) {
     } else {
       FUZZ_CHECK(index >= 0 && static_cast<int64_t>(c.index()) == index, "a load chunk belongs to the key answered");
     }
-    FUZZ_CHECK(c.offset() == got, "load chunks arrive in order");
-    FUZZ_CHECK(c.data().size() <= kvc::net::kMaxChunkBytes, "load chunks are at most 1 MiB");
-    FUZZ_CHECK(c.data().size() <= total - got, "a load streams no more than total_bytes");
-    got += c.data().size();
-    if (q.keys_size() == 0) bytes->append(c.data());
+    if (chunk) {
+      FUZZ_CHECK(c.offset() == got, "load chunks arrive in order");
+      FUZZ_CHECK(c.data().size() <= kvc::net::kMaxChunkBytes, "load chunks are at most 1 MiB");
+      FUZZ_CHECK(c.data().size() <= total - got, "a load streams no more than total_bytes");
+      got += c.data().size();
+      if (q.keys_size() == 0) bytes->append(c.data());
+    }
+    uint64_t packed = 0;
+    for (const auto& it : c.items()) {
+      FUZZ_CHECK(q.keys_size() > 0, "only a batch load answers with items");
+      FUZZ_CHECK(index < 0 || got == total, "an item comes only after the previous key's bytes");
+      FUZZ_CHECK(static_cast<int64_t>(it.index()) == index + 1, "a batch load answers its keys in order (items)");
+      FUZZ_CHECK(it.has_result(), "an item carries its result");
+      index = it.index();
+      ++answered;
+      if (answered == 1) code = it.result().code();
+      if (it.result().code() == 0) {
+        FUZZ_CHECK(it.data().size() == it.total_bytes(), "an item's data is its total_bytes");
+        FUZZ_CHECK(it.data().size() <= kvc::net::kMaxPackedBlockBytes, "packed blocks are at most 256 KiB");
+      } else {
+        FUZZ_CHECK(it.data().empty(), "a miss or failure carries no data");
+      }
+      packed += it.data().size();
+      total = got = 0;
+    }
+    FUZZ_CHECK(packed <= kvc::net::kMaxChunkBytes, "a message packs at most 1 MiB of data");
   }
   const grpc::Status st = reader->Finish();
   FUZZ_CHECK(st.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED, "a load completes");
@@ -253,6 +282,16 @@ void DoStore(Node& node, Reader& in, size_t payload_len) {
       blocks.back().streamed += m.chunk().data();
     } else if (m.has_commit()) {
       in_block = false;
+    } else if (m.has_blocks()) {  // whole blocks, each a begin, its bytes and a commit
+      in_block = false;
+      for (const auto& b : m.blocks().blocks()) {
+        v1::LoadRequest probe;
+        *probe.mutable_ns() = b.begin().ns();
+        probe.set_key(b.begin().key());
+        probe.set_shard(b.begin().shard());
+        blocks.push_back({probe.SerializeAsString(), b.data()});
+        shards.emplace(blocks.back().probe, Shard{probe, 1, ""});
+      }
     }
   }
   for (auto& [id, sh] : shards) sh.before = LoadShard(node, sh.probe, &sh.before_bytes);

@@ -101,6 +101,25 @@ v1::LoadRequest Load(char key, uint32_t shard) {
   return q;
 }
 
+// StoreMessage{blocks: StoreBlocks{...}}: whole blocks of a batch stream of
+// `blocks` blocks, each (key, total_bytes, data).
+struct Packed {
+  char key;
+  uint64_t total;
+  std::string data;
+};
+v1::StoreMessage Blocks(uint32_t blocks, std::initializer_list<Packed> packed) {
+  v1::StoreMessage m;
+  m.mutable_blocks();
+  for (const Packed& p : packed) {
+    v1::StoreBlock* b = m.mutable_blocks()->add_blocks();
+    *b = v1::StoreBlock();
+    *b->mutable_begin() = BatchBegin(p.key, blocks, p.total).begin();
+    b->set_data(p.data);
+  }
+  return m;
+}
+
 std::vector<std::pair<std::string, std::string>> Seeds() {
   std::vector<std::pair<std::string, std::string>> out;
   auto add = [&](const std::string& name, const Input& in) { out.emplace_back(name, in.bytes); };
@@ -253,6 +272,31 @@ std::vector<std::pair<std::string, std::string>> Seeds() {
     bad.add_keys("short");
     in.Message(2, bad);
     add("batch_load_bad", in);
+  }
+  {
+    Input in;  // packed blocks (StoreMessage.blocks) mixed with begins, one existing; a batch load of them (items)
+    in.Store(0, {Begin('P', 0, kShard), Chunk(0, kShard, 'P'), Commit()});
+    in.Store(0, {Blocks(5, {{'Q', kShard, std::string(kShard, 'q')}, {'P', kShard, std::string(kShard, 'p')}}),
+                 BatchBegin('R', 5), Chunk(0, kShard, 'r'), Commit(),
+                 Blocks(5, {{'S', kShard, std::string(kShard, 's')}, {'T', kShard + 8, std::string(kShard + 8, 't')}})});
+    v1::LoadRequest q;
+    *q.mutable_ns() = Spec();
+    for (char k : {'P', 'Q', 'Z', 'R', 'S', 'T'}) q.add_keys(Key(k));
+    in.Message(2, q);
+    add("packed_store_load", in);
+  }
+  {
+    Input in;  // packed blocks the node refuses
+    in.Store(0, {BatchBegin('a', 3), Chunk(0, kShard / 2), Blocks(3, {{'b', kShard, std::string(kShard, 'b')}}),
+                 Chunk(kShard / 2, kShard / 2), Commit()});                                    // blocks inside a block
+    in.Store(0, {Blocks(2, {{'c', kShard, std::string(kShard, 'c')}, {'d', kShard, std::string(kShard - 1, 'd')}})});
+    in.Store(0, {Blocks(2, {{'e', kShard, std::string(kShard, 'e')}, {'f', kShard, std::string(kShard, 'f')}}),
+                 Blocks(2, {{'g', kShard, std::string(kShard, 'g')}})});                         // more than batch_blocks
+    in.Store(0, {Blocks(2, {{'h', kShard, std::string(kShard, 'h')}, {'i', 1ull << 40, std::string(kShard, 'i')}})});
+    in.Store(0, {Blocks(2, {})});                                                                   // no block
+    in.Store(0, {Blocks(2, {{'j', kShard, std::string(kShard, 'j')}}), Chunk(0, 16)});            // chunk outside
+    in.Store(1, {Blocks(2, {{'k', kShard, std::string(kShard, 'k')}}), BatchBegin('l', 2), Chunk(0, kShard / 2)});
+    add("packed_store_bad", in);
   }
   return out;
 }

@@ -153,13 +153,24 @@ Result<size_t> MatchReply(const v1::MatchResponse& r, size_t n_keys, std::vector
 // data is copied once, from gRPC's buffers into the caller's. Follows
 // protobuf's rules: fields in any order, the last of a repeated scalar
 // wins, a repeated message field merges, unknown fields are skipped.
+// A batch's packed items (LoadChunk.items) are parsed alike, each with
+// where its data lies.
 class LoadChunkReader {
  public:
+  struct Item {
+    uint32_t index = 0;
+    bool has_result = false;
+    v1::Result result;
+    uint64_t total = 0, data_len = 0;
+    SliceReader::Mark data;
+  };
   Status Parse(const grpc::ByteBuffer& bb) {
     result_.Clear();
     total_ = offset_ = data_len_ = 0;
     index_ = 0;
     has_result_ = false;
+    has_chunk_ = false;
+    items_.clear();
     if (!r_.Reset(bb)) return Bad();
     while (r_.left() > 0) {
       uint64_t field, v;
@@ -167,6 +178,7 @@ class LoadChunkReader {
       if (!r_.Tag(&field, &wire)) return Bad();
       if (wire == 0 && (field == 2 || field == 3 || field == 5)) {
         if (!r_.Varint(&v)) return Bad();
+        has_chunk_ = true;
         if (field == 5) {
           if (v > UINT32_MAX) return Bad();  // a uint32 on the wire
           index_ = static_cast<uint32_t>(v);
@@ -175,6 +187,7 @@ class LoadChunkReader {
         }
       } else if (wire == 2 && (field == 1 || field == 4)) {
         if (!r_.Varint(&v) || v > r_.left()) return Bad();
+        has_chunk_ = true;
         if (field == 1) {
           std::string r(v, '\0');
           if (!r_.Copy(r.data(), v) || !result_.MergeFromString(r)) return Bad();
@@ -184,6 +197,8 @@ class LoadChunkReader {
           data_len_ = v;
           if (!r_.Skip(v)) return Bad();
         }
+      } else if (wire == 2 && field == 6) {
+        if (!r_.Varint(&v) || v > r_.left() || !ParseItem(v)) return Bad();
       } else if (!r_.SkipValue(wire)) {
         return Bad();
       }
@@ -196,17 +211,55 @@ class LoadChunkReader {
   uint64_t data_size() const { return data_len_; }
   bool has_result() const { return has_result_; }
   uint32_t index() const { return index_; }
+  // Whether any of fields 1-5 came (a message of items alone has none).
+  bool has_chunk() const { return has_chunk_; }
+  const std::vector<Item>& items() const { return items_; }
   // Copies the data field into dst (data_size() bytes).
   void CopyData(uint8_t* dst) { r_.CopyFrom(data_, dst, data_len_); }
+  void CopyItem(const Item& it, uint8_t* dst) { r_.CopyFrom(it.data, dst, it.data_len); }
 
  private:
   static Status Bad() { return Status(Code::kInternal, "the node sent a malformed load chunk"); }
+  // One LoadItem of `len` bytes at the cursor.
+  bool ParseItem(uint64_t len) {
+    Item& it = items_.emplace_back();
+    const uint64_t outer = r_.Enter(len);
+    while (r_.left() > 0) {
+      uint64_t f, v;
+      uint32_t w;
+      if (!r_.Tag(&f, &w)) return false;
+      if (w == 0 && (f == 1 || f == 3)) {
+        if (!r_.Varint(&v)) return false;
+        if (f == 1) {
+          if (v > UINT32_MAX) return false;
+          it.index = static_cast<uint32_t>(v);
+        } else {
+          it.total = v;
+        }
+      } else if (w == 2 && (f == 2 || f == 4)) {
+        if (!r_.Varint(&v) || v > r_.left()) return false;
+        if (f == 2) {
+          std::string r(v, '\0');
+          if (!r_.Copy(r.data(), v) || !it.result.MergeFromString(r)) return false;
+          it.has_result = true;
+        } else {
+          it.data = r_.mark();
+          it.data_len = v;
+          if (!r_.Skip(v)) return false;
+        }
+      } else if (!r_.SkipValue(w)) {
+        return false;
+      }
+    }
+    return r_.Leave(outer);
+  }
   SliceReader r_;
   v1::Result result_;
   uint64_t total_ = 0, offset_ = 0, data_len_ = 0;
   uint32_t index_ = 0;
-  bool has_result_ = false;
+  bool has_result_ = false, has_chunk_ = false;
   SliceReader::Mark data_;
+  std::vector<Item> items_;
 };
 
 class GrpcNodeClient final : public NodeClient {
@@ -576,23 +629,23 @@ Status GrpcNodeClient::GetBatchOnce(std::chrono::system_clock::time_point deadli
   bool receiving = false;  // cur's bytes are not all in
   uint64_t total = 0, got = 0;
   bool copy = false;
-  while (reader->Read(&bb)) {
-    failed = c.Parse(bb);
-    if (!failed.ok()) break;
+  // The message's chunk (fields 1-5): the first of a key (with its
+  // result) or the next bytes of the key being received. False: `failed`.
+  auto on_chunk = [&]() -> bool {
     if (receiving) {
       if (c.index() != cur || c.has_result() || c.offset() != got || c.data_size() > total - got) {
         failed = Status(Code::kInternal, "the node sent a chunk of key " + std::to_string(c.index()) + " at offset " +
                                              std::to_string(c.offset()) + " while key " + std::to_string(cur) +
                                              " had " + std::to_string(got) + " of " + std::to_string(total) +
                                              " bytes");
-        break;
+        return false;
       }
     } else {
       if (next >= items.size() || c.index() != next || !c.has_result() || c.offset() != 0) {
         failed = Status(Code::kInternal, "the node sent a chunk of key " + std::to_string(c.index()) + " at offset " +
                                              std::to_string(c.offset()) + " where key " + std::to_string(next) +
                                              " of " + std::to_string(items.size()) + " begins");
-        break;
+        return false;
       }
       cur = next++;
       *answered = true;
@@ -602,9 +655,9 @@ Status GrpcNodeClient::GetBatchOnce(std::chrono::system_clock::time_point deadli
         it.status = rs;
         if (FailsTheCall(rs.code())) {  // the request's failure, not the key's
           failed = rs;
-          break;
+          return false;
         }
-        continue;
+        return true;
       }
       total = c.total_bytes();
       got = 0;
@@ -616,7 +669,7 @@ Status GrpcNodeClient::GetBatchOnce(std::chrono::system_clock::time_point deadli
       if (c.data_size() > total) {
         failed = Status(Code::kInternal, "the node sent a chunk past the block of key " + std::to_string(cur));
         receiving = true;
-        break;
+        return false;
       }
       receiving = true;
     }
@@ -626,6 +679,58 @@ Status GrpcNodeClient::GetBatchOnce(std::chrono::system_clock::time_point deadli
       receiving = false;
       if (copy || items[cur].dst == nullptr) items[cur].status = Status::Ok();
     }
+    return true;
+  };
+  // A key answered whole by an item (LoadChunk.items): in key order, never
+  // while a key's chunks are in flight, each once, its data exactly its
+  // total_bytes. False: `failed`.
+  auto on_item = [&](const LoadChunkReader::Item& x) -> bool {
+    if (receiving || next >= items.size() || x.index != next || !x.has_result) {
+      failed = Status(Code::kInternal, "the node sent an item of key " + std::to_string(x.index) + " where " +
+                                           (receiving ? "key " + std::to_string(cur) + " had " + std::to_string(got) +
+                                                            " of " + std::to_string(total) + " bytes"
+                                                      : "key " + std::to_string(next) + " of " +
+                                                            std::to_string(items.size()) + " begins") +
+                                           (x.has_result ? "" : " (an item without a result)"));
+      return false;
+    }
+    Status rs = FromResult(x.result);
+    if (rs.ok() ? x.data_len != x.total : x.data_len != 0) {
+      failed = Status(Code::kInternal, "the node sent an item of key " + std::to_string(x.index) + " with " +
+                                           std::to_string(x.data_len) + " bytes of data" +
+                                           (rs.ok() ? ", its total_bytes " + std::to_string(x.total) : " and a failure"));
+      return false;
+    }
+    GetItem& it = items[next++];
+    *answered = true;
+    if (!rs.ok()) {
+      it.status = rs;
+      if (FailsTheCall(rs.code())) {  // the request's failure, not the key's
+        failed = rs;
+        return false;
+      }
+      return true;
+    }
+    it.size = x.total;
+    if (it.dst == nullptr) {
+      it.status = Status::Ok();
+    } else if (x.total > it.cap) {
+      it.status = Status(Code::kLayout, "the block shard is " + std::to_string(x.total) + " bytes, the buffer " +
+                                            std::to_string(it.cap));
+    } else {
+      c.CopyItem(x, static_cast<uint8_t*>(it.dst));
+      it.status = Status::Ok();
+    }
+    return true;
+  };
+  while (reader->Read(&bb)) {
+    failed = c.Parse(bb);
+    if (!failed.ok()) break;
+    if ((c.has_chunk() || c.items().empty()) && !on_chunk()) break;
+    bool ok = true;
+    for (const auto& x : c.items())
+      if (!(ok = on_item(x))) break;
+    if (!ok) break;
   }
   if (!failed.ok()) ctx.TryCancel();
   const grpc::Status gs = reader->Finish();
@@ -672,9 +777,7 @@ Status GrpcNodeClient::PutBatch(const NodeNamespace& ns, uint32_t shard, std::sp
     grpc::Slice s(commit);
     return grpc::ByteBuffer(&s, 1);
   };
-  bool ok = true, sent_all = false;
-  for (size_t i = 0; ok && i < items.size(); ++i) {
-    const PutItem& it = items[i];
+  auto set_begin = [&](const PutItem& it) {
     b->set_key(Bytes(it.key));
     if (it.parent) {
       b->set_parent(Bytes(*it.parent));
@@ -682,6 +785,58 @@ Status GrpcNodeClient::PutBatch(const NodeNamespace& ns, uint32_t shard, std::sp
       b->clear_parent();
     }
     b->set_total_bytes(it.len);
+  };
+  bool ok = true, sent_all = false;
+  for (size_t i = 0; ok && i < items.size(); ++i) {
+    const PutItem& it = items[i];
+    if (it.len <= kMaxPackedBlockBytes) {
+      // Consecutive small blocks go whole, several to a message (up to
+      // kMaxChunkBytes of data): StoreMessage{blocks: StoreBlocks{blocks:
+      // [StoreBlock{begin, data}...]}}, the bytes protobuf would give, each
+      // block's data copied once, into a slice of gRPC's.
+      std::vector<std::string> heads;
+      std::vector<grpc::Slice> parts;
+      uint64_t inner = 0, data = 0;
+      size_t j = i;
+      for (; j < items.size() && items[j].len <= kMaxPackedBlockBytes && data + items[j].len <= kMaxChunkBytes;
+           ++j) {
+        set_begin(items[j]);
+        const std::string bs = b->SerializeAsString();
+        const uint64_t n = items[j].len;
+        std::string body;  // StoreBlock's fields but the data's bytes
+        body.push_back(static_cast<char>((1 << 3) | 2));
+        PutVarint(&body, bs.size());
+        body += bs;
+        if (n > 0) {
+          body.push_back(static_cast<char>((2 << 3) | 2));
+          PutVarint(&body, n);
+        }
+        std::string h;
+        h.push_back(static_cast<char>((1 << 3) | 2));
+        PutVarint(&h, body.size() + n);
+        h += body;
+        inner += h.size() + n;
+        data += n;
+        heads.push_back(std::move(h));
+      }
+      std::string outer;
+      outer.push_back(static_cast<char>((4 << 3) | 2));
+      PutVarint(&outer, inner);
+      for (size_t k = i; k < j; ++k) {
+        parts.emplace_back(k == i ? outer + heads[0] : heads[k - i]);
+        if (items[k].len > 0) parts.emplace_back(items[k].src, items[k].len);
+      }
+      grpc::ByteBuffer msg(parts.data(), parts.size());
+      i = j - 1;
+      if (j == items.size()) {
+        writer->WriteLast(msg, grpc::WriteOptions());
+        sent_all = true;
+      } else {
+        ok = writer->Write(msg);
+      }
+      continue;
+    }
+    set_begin(it);
     // The begin and the commit wait for the next chunk (buffer hint): a
     // block is one write, its begin and the previous commit with its data.
     ok = writer->Write(BufferOf(m), grpc::WriteOptions().set_buffer_hint());

@@ -380,11 +380,60 @@ grpc::ByteBuffer BufferOf(const google::protobuf::MessageLite& m) {
 
 // One kvc.v1.StoreMessage read from its slices (ReadStoreMessage).
 struct StoreMessageView {
-  enum Kind { kNone, kBegin, kChunk, kCommit } kind = kNone;
+  enum Kind { kNone, kBegin, kChunk, kCommit, kBlocks } kind = kNone;
   v1::StoreBegin begin;
   uint64_t offset = 0, data_len = 0;
   SliceReader::Mark data;
+  // kBlocks: StoreBlocks.blocks, each its begin and where its data lies.
+  struct Block {
+    v1::StoreBegin begin;
+    uint64_t data_len = 0;
+    SliceReader::Mark data;
+  };
+  std::vector<Block> blocks;
+  uint64_t blocks_bytes = 0;  // the data of all of them
 };
+
+// StoreBlocks (field 4 of StoreMessage), `len` bytes at the cursor, appended
+// to m->blocks (a repeated field merges).
+bool ReadStoreBlocks(SliceReader* r, uint64_t len, StoreMessageView* m) {
+  const uint64_t outer = r->Enter(len);
+  while (r->left() > 0) {
+    uint64_t f, v;
+    uint32_t w;
+    if (!r->Tag(&f, &w)) return false;
+    if (f != 1 || w != 2) {
+      if (!r->SkipValue(w)) return false;
+      continue;
+    }
+    if (!r->Varint(&v) || v > r->left()) return false;
+    StoreMessageView::Block& b = m->blocks.emplace_back();
+    const uint64_t block_outer = r->Enter(v);
+    while (r->left() > 0) {
+      uint64_t bf, bv;
+      uint32_t bw;
+      if (!r->Tag(&bf, &bw)) return false;
+      if (bw == 2 && (bf == 1 || bf == 2)) {
+        if (!r->Varint(&bv) || bv > r->left()) return false;
+        if (bf == 1) {  // a repeated message field merges
+          std::string s(bv, '\0');
+          if (!r->Copy(s.data(), bv) || !b.begin.MergeFromString(s)) return false;
+        } else {  // the last wins
+          b.data = r->mark();
+          b.data_len = bv;
+          if (!r->Skip(bv)) return false;
+        }
+      } else if (!r->SkipValue(bw)) {
+        return false;
+      }
+    }
+    if (!r->Leave(block_outer)) return false;
+  }
+  if (!r->Leave(outer)) return false;
+  m->blocks_bytes = 0;
+  for (const auto& b : m->blocks) m->blocks_bytes += b.data_len;
+  return true;
+}
 
 // Protobuf's rules: the last member of the oneof wins, a repeated member
 // merges, unknown fields are skipped. False for bytes that are no
@@ -396,7 +445,7 @@ bool ReadStoreMessage(const grpc::ByteBuffer& bb, SliceReader* r, StoreMessageVi
     uint64_t field, len;
     uint32_t wire;
     if (!r->Tag(&field, &wire)) return false;
-    if (wire != 2 || field < 1 || field > 3) {
+    if (wire != 2 || field < 1 || field > 4) {
       if (!r->SkipValue(wire)) return false;
       continue;
     }
@@ -409,6 +458,10 @@ bool ReadStoreMessage(const grpc::ByteBuffer& bb, SliceReader* r, StoreMessageVi
     } else if (field == 3) {
       if (!r->Skip(len)) return false;  // StoreCommit has no fields
       m->kind = StoreMessageView::kCommit;
+    } else if (field == 4) {
+      if (m->kind != StoreMessageView::kBlocks) m->blocks.clear();
+      m->kind = StoreMessageView::kBlocks;
+      if (!ReadStoreBlocks(r, len, m)) return false;
     } else {
       if (m->kind != StoreMessageView::kChunk) m->offset = m->data_len = 0;
       m->kind = StoreMessageView::kChunk;
@@ -524,6 +577,79 @@ bool WriteView(grpc::ServerContext* ctx, NodeService::LoadStream* stream, const 
   return ok;
 }
 
+// A batch load's small blocks packed into one LoadChunk as its `items`
+// (kvc.proto): each item's header (its tag and length, index, result,
+// total_bytes and the data's tag and length) written here in protobuf's
+// order, so the bytes are exactly what LoadChunk::SerializeAsString would
+// give, and its data a slice of the pinned view (no copy), holding a pin of
+// its own that the slice's destructor drops.
+class ItemPacker {
+ public:
+  ItemPacker(grpc::ServerContext* ctx, NodeService::LoadStream* stream, std::shared_ptr<PinnedViews> pins)
+      : ctx_(ctx), stream_(stream), pins_(std::move(pins)) {}
+  bool empty() const { return parts_.empty(); }
+  // Whether a block of `n` bytes fits the open message (else Flush first).
+  bool Fits(uint64_t n) const { return data_ + n <= kMaxChunkBytes; }
+  // A found key: `v`'s bytes.
+  void AddView(uint32_t index, const View& v) {
+    std::string h = Header(index, Status::Ok(), v.size, v.size);
+    parts_.emplace_back(h);
+    if (v.size > 0) {
+      auto* pin = new PinnedView;
+      pin->owner = pins_;
+      pin->id = v.id;
+      parts_.emplace_back(const_cast<uint8_t*>(v.data), v.size, Unpin, pin);  // the slice owns the pin
+    }
+    data_ += v.size;
+  }
+  // A key that is not found or fails: its result, no data.
+  void AddResult(uint32_t index, const Status& s) { parts_.emplace_back(Header(index, s, 0, 0)); }
+  // Sends the open message (nothing when there is none); `last`: it is the
+  // stream's last. False when the client went away.
+  bool Flush(bool last) {
+    if (parts_.empty()) return true;
+    grpc::ByteBuffer msg(parts_.data(), parts_.size());
+    parts_.clear();
+    data_ = 0;
+    grpc::WriteOptions wo;
+    if (last) wo.set_last_message();
+    return !ctx_->IsCancelled() && stream_->Write(msg, wo);
+  }
+
+ private:
+  static std::string Header(uint32_t index, const Status& s, uint64_t total, uint64_t n) {
+    v1::Result res;
+    SetResult(&res, s);
+    const std::string rb = res.SerializeAsString();
+    std::string body;  // the item's fields but its data's bytes
+    if (index != 0) {
+      body.push_back(static_cast<char>((1 << 3) | 0));
+      PutVarint(&body, index);
+    }
+    body.push_back(static_cast<char>((2 << 3) | 2));  // a set message field goes out even when empty
+    PutVarint(&body, rb.size());
+    body += rb;
+    if (total != 0) {
+      body.push_back(static_cast<char>((3 << 3) | 0));
+      PutVarint(&body, total);
+    }
+    if (n > 0) {
+      body.push_back(static_cast<char>((4 << 3) | 2));
+      PutVarint(&body, n);
+    }
+    std::string h;
+    h.push_back(static_cast<char>((6 << 3) | 2));
+    PutVarint(&h, body.size() + n);
+    return h + body;
+  }
+
+  grpc::ServerContext* ctx_;
+  NodeService::LoadStream* stream_;
+  std::shared_ptr<PinnedViews> pins_;
+  std::vector<grpc::Slice> parts_;
+  uint64_t data_ = 0;
+};
+
 }  // namespace
 
 grpc::Status NodeService::LoadRaw(grpc::ServerContext* ctx, LoadStream* stream) {
@@ -576,19 +702,36 @@ grpc::Status NodeService::LoadRaw(grpc::ServerContext* ctx, LoadStream* stream) 
     if (!key.ok()) return fail(key.status());
     keys[i] = *key;
   }
+  // Consecutive keys whose blocks are at most kMaxPackedBlockBytes (and
+  // misses and failures) go as the items of one message, up to
+  // kMaxChunkBytes of data; a bigger block goes as its own chunks.
+  ItemPacker pack(ctx, stream, pins_);
+  const grpc::Status gone(grpc::StatusCode::CANCELLED, "the client went away");
   for (size_t i = 0; i < n_keys; ++i) {
     const bool last = i + 1 == n_keys;
     const auto index = static_cast<uint32_t>(i);
     View v;
     Status st = cache_.AcquireView(**ns, keys[i], req->shard(), 0, &v, caller->tenant);
     if (!st.ok()) {
-      if (!answer(st, index, last)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+      pack.AddResult(index, st);
       continue;
     }
-    if (!WriteView(ctx, stream, pins_, v, index, last))
-      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
     metrics_.CountLoad(caller->tenant, v.size);
+    if (v.size <= kMaxPackedBlockBytes) {
+      if (!pack.Fits(v.size) && !pack.Flush(false)) {
+        (void)cache_.ReleaseView(v.id);
+        return gone;
+      }
+      pack.AddView(index, v);
+      continue;
+    }
+    if (!pack.Flush(false)) {
+      (void)cache_.ReleaseView(v.id);
+      return gone;
+    }
+    if (!WriteView(ctx, stream, pins_, v, index, last)) return gone;
   }
+  if (!pack.Flush(true)) return gone;
   return grpc::Status::OK;
 }
 
@@ -630,16 +773,17 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
   };
   static const char* kMalformed = "a store message that is no kvc.v1.StoreMessage";
   v1::StoreResponse resp;
-  bool in_block = false;  // a begin was read whose commit was not
-  // One block: `m` holds its begin. Reserves it (or refuses it: then its
-  // chunks are read, checked and dropped), reads its chunks up to its
-  // commit and publishes it. *block gets the block's own result; a failure
-  // of the stream is returned (the reservation is aborted by the caller).
-  // A stream of one block (batched false) ends at a refused begin.
-  auto one_block = [&](bool batched, Status* block) -> Status {
-    const v1::StoreBegin b = m.begin;
-    const uint64_t epoch = b.membership_epoch();
-    KVC_RETURN_IF_ERROR(AdmitWrite(epoch));
+  bool in_block = false;  // a begin was read whose block is not settled
+  // A block's begin `b`: checks it and reserves the block, or refuses it
+  // (*refused; then its bytes are read, checked and dropped). A stream of
+  // one block (batched false) ends at a refused begin: *settled is set and
+  // *block gets the refusal. A failure of the stream is returned (the
+  // reservation is aborted by the caller).
+  auto begin_block = [&](const v1::StoreBegin& b, bool batched, Status* refused, Status* block,
+                         bool* settled) -> Status {
+    *settled = false;
+    *refused = Status::Ok();
+    KVC_RETURN_IF_ERROR(AdmitWrite(b.membership_epoch()));
     auto ns = Open(*caller, b.ns());
     if (!ns.ok()) return ns.status();
     auto key = KeyOf(b.key(), "key");
@@ -647,35 +791,58 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
     if (b.shard() >= (*ns)->shards)
       return InvalidArgument("shard " + std::to_string(b.shard()) + " is out of range: the namespace has " +
                              std::to_string((*ns)->shards));
-    Status refused;
     if (b.total_bytes() != (*ns)->shard_bytes) {
-      refused = Status(Code::kLayout, "total_bytes is " + std::to_string(b.total_bytes()) +
-                                          " but a block shard of this namespace is " +
-                                          std::to_string((*ns)->shard_bytes) + " bytes");
-      if (!batched) return refused;
-    } else {
-      BlockKey parent;
-      StoreParams p;
-      p.ttl_ms = b.ttl_ms();
-      p.tenant = caller->tenant;
-      p.write_through = write_through_ && cache_.ssd() != nullptr;
-      if (!b.parent().empty()) {
-        auto pk = KeyOf(b.parent(), "parent");
-        if (!pk.ok()) return pk.status();
-        parent = *pk;
-        p.parent = &parent;
-      }
-      refused = cache_.BeginStore(**ns, *key, b.shard(), p, &r);
-      if (!refused.ok()) {
-        metrics_.CountStore(caller->tenant, refused.code(), 0);
-        if (!batched) {
-          *block = refused;
-          return Status::Ok();
-        }
-      } else {
-        reserved = true;
-      }
+      *refused = Status(Code::kLayout, "total_bytes is " + std::to_string(b.total_bytes()) +
+                                           " but a block shard of this namespace is " +
+                                           std::to_string((*ns)->shard_bytes) + " bytes");
+      if (!batched) return *refused;
+      return Status::Ok();
     }
+    BlockKey parent;
+    StoreParams p;
+    p.ttl_ms = b.ttl_ms();
+    p.tenant = caller->tenant;
+    p.write_through = write_through_ && cache_.ssd() != nullptr;
+    if (!b.parent().empty()) {
+      auto pk = KeyOf(b.parent(), "parent");
+      if (!pk.ok()) return pk.status();
+      parent = *pk;
+      p.parent = &parent;
+    }
+    *refused = cache_.BeginStore(**ns, *key, b.shard(), p, &r);
+    if (!refused->ok()) {
+      metrics_.CountStore(caller->tenant, refused->code(), 0);
+      if (!batched) {
+        *block = *refused;
+        *settled = true;
+      }
+    } else {
+      reserved = true;
+    }
+    return Status::Ok();
+  };
+  // A block whose bytes are all in: publishes it (or gives its refusal).
+  auto commit_block = [&](uint64_t epoch, uint64_t size, const Status& refused, Status* block) -> Status {
+    if (!reserved) {
+      *block = refused;
+      return Status::Ok();
+    }
+    // The fence again: the node may have lost its lease mid-stream.
+    KVC_RETURN_IF_ERROR(AdmitWrite(epoch));
+    reserved = false;
+    Status cs = cache_.Commit(r);
+    metrics_.CountStore(caller->tenant, cs.code(), size);
+    *block = cs;
+    return Status::Ok();
+  };
+  // One block: `m` holds its begin. Begins it, reads its chunks up to its
+  // commit and publishes it. *block gets the block's own result.
+  auto one_block = [&](bool batched, Status* block) -> Status {
+    const v1::StoreBegin b = m.begin;
+    Status refused;
+    bool settled;
+    KVC_RETURN_IF_ERROR(begin_block(b, batched, &refused, block, &settled));
+    if (settled) return Status::Ok();
     // A refused block's chunks are checked against what its begin said.
     const uint64_t size = reserved ? r.size : b.total_bytes();
     uint64_t written = 0;
@@ -685,22 +852,15 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
         if (written != size)
           return InvalidArgument("commit after " + std::to_string(written) + " of " + std::to_string(size) +
                                  " bytes");
-        if (!reserved) {
-          *block = refused;
-          return Status::Ok();
-        }
-        // The fence again: the node may have lost its lease mid-stream.
-        KVC_RETURN_IF_ERROR(AdmitWrite(epoch));
-        reserved = false;
-        Status cs = cache_.Commit(r);
-        metrics_.CountStore(caller->tenant, cs.code(), size);
-        *block = cs;
-        return Status::Ok();
+        return commit_block(b.membership_epoch(), size, refused, block);
       }
       if (m.kind == StoreMessageView::kBegin)
         return InvalidArgument(batched ? "a begin inside a block (before its commit)"
                                        : "a second begin in one store stream");
-      if (m.kind != StoreMessageView::kChunk) return InvalidArgument("a store message with no begin, chunk or commit");
+      if (m.kind == StoreMessageView::kBlocks)
+        return InvalidArgument("a blocks message inside a block (before its commit)");
+      if (m.kind != StoreMessageView::kChunk)
+        return InvalidArgument("a store message with no begin, chunk, commit or blocks");
       if (m.offset != written)
         return InvalidArgument("chunk at offset " + std::to_string(m.offset) + ", expected " +
                                std::to_string(written));
@@ -711,19 +871,41 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
     }
     return InvalidArgument("the store stream ended before commit");
   };
+  // One StoreBlock of a blocks message: its begin, all of its bytes (a size
+  // other than its total_bytes fails the stream, as chunks that do not add
+  // up to it do) and its commit.
+  auto packed_block = [&](const StoreMessageView::Block& pb, bool batched, Status* block) -> Status {
+    Status refused;
+    bool settled;
+    KVC_RETURN_IF_ERROR(begin_block(pb.begin, batched, &refused, block, &settled));
+    if (settled) return Status::Ok();
+    const uint64_t size = reserved ? r.size : pb.begin.total_bytes();
+    if (pb.data_len != size)
+      return InvalidArgument("a packed block of " + std::to_string(pb.data_len) + " bytes, its total_bytes " +
+                             std::to_string(size));
+    if (reserved) wire.CopyFrom(pb.data, r.data, size);
+    return commit_block(pb.begin.membership_epoch(), size, refused, block);
+  };
   // The stream: one block, or (StoreBegin.batch_blocks > 1) up to
-  // batch_blocks blocks, each begin, chunks, commit. resp.results gets one
-  // entry per begin read.
+  // batch_blocks blocks, each begin, chunks, commit, or packed several to a
+  // blocks message. resp.results gets one entry per begin read.
   auto run = [&]() -> Status {
     if (!read()) return InvalidArgument("a store stream starts with begin");
     if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
-    if (m.kind != StoreMessageView::kBegin) return InvalidArgument("a store stream starts with begin");
-    const uint32_t declared = m.begin.batch_blocks();
+    if (m.kind == StoreMessageView::kBlocks && m.blocks.empty())
+      return InvalidArgument("a blocks message with no block");
+    if (m.kind != StoreMessageView::kBegin && m.kind != StoreMessageView::kBlocks)
+      return InvalidArgument("a store stream starts with begin");
+    const uint32_t declared =
+        (m.kind == StoreMessageView::kBegin ? m.begin : m.blocks.front().begin).batch_blocks();
     const bool batched = declared > 1;
-    for (uint32_t blocks = 1;; ++blocks) {
+    uint32_t blocks = 0;
+    // A block's begin, counted against batch_blocks.
+    auto count = [&](const v1::StoreBegin& b) -> Status {
+      ++blocks;
       in_block = true;
-      if (m.begin.batch_blocks() != declared)
-        return InvalidArgument("batch_blocks is " + std::to_string(m.begin.batch_blocks()) + " on block " +
+      if (b.batch_blocks() != declared)
+        return InvalidArgument("batch_blocks is " + std::to_string(b.batch_blocks()) + " on block " +
                                std::to_string(blocks) + ", " + std::to_string(declared) + " on the first");
       if (declared > kMaxBatchItems)
         return InvalidArgument("batch_blocks is " + std::to_string(declared) + ": at most " +
@@ -731,15 +913,40 @@ grpc::Status NodeService::StoreRaw(grpc::ServerContext* ctx, StoreStream* stream
       if (blocks > std::max<uint32_t>(declared, 1))
         return InvalidArgument("block " + std::to_string(blocks) + " of a stream of batch_blocks " +
                                std::to_string(declared));
-      Status block;
-      KVC_RETURN_IF_ERROR(one_block(batched, &block));
-      in_block = false;
-      SetResult(resp.add_results(), block);
-      if (!batched) return block;
-      // The next block's begin, or the end of the stream.
+      return Status::Ok();
+    };
+    for (;;) {
+      if (m.kind == StoreMessageView::kBegin) {
+        KVC_RETURN_IF_ERROR(count(m.begin));
+        Status block;
+        KVC_RETURN_IF_ERROR(one_block(batched, &block));
+        in_block = false;
+        SetResult(resp.add_results(), block);
+        if (!batched) return block;
+      } else {
+        if (m.blocks.empty()) return InvalidArgument("a blocks message with no block");
+        if (m.blocks_bytes > kMaxChunkBytes)
+          return InvalidArgument("a blocks message of " + std::to_string(m.blocks_bytes) + " bytes of data: at most " +
+                                 std::to_string(kMaxChunkBytes));
+        // Moved out: `m` is not read again until these are done.
+        const std::vector<StoreMessageView::Block> packed = std::move(m.blocks);
+        m.blocks.clear();
+        for (const auto& pb : packed) {
+          KVC_RETURN_IF_ERROR(count(pb.begin));
+          if (pb.data_len > kMaxPackedBlockBytes)
+            return InvalidArgument("a packed block of " + std::to_string(pb.data_len) + " bytes: at most " +
+                                   std::to_string(kMaxPackedBlockBytes) + " (bigger ones go as chunks)");
+          Status block;
+          KVC_RETURN_IF_ERROR(packed_block(pb, batched, &block));
+          in_block = false;
+          SetResult(resp.add_results(), block);
+          if (!batched) return block;
+        }
+      }
+      // The next block's begin or blocks, or the end of the stream.
       if (!read()) return Status::Ok();
       if (!ReadStoreMessage(bb, &wire, &m)) return InvalidArgument(kMalformed);
-      if (m.kind != StoreMessageView::kBegin)
+      if (m.kind != StoreMessageView::kBegin && m.kind != StoreMessageView::kBlocks)
         return InvalidArgument(m.kind == StoreMessageView::kChunk ? "a chunk outside a block (after a commit)"
                                                                   : "a store message after a commit that is no begin");
     }

@@ -32,6 +32,10 @@ namespace kvc::net {
 
 // Limits on what a node accepts; docs/node.md lists them.
 inline constexpr uint64_t kMaxChunkBytes = 1u << 20;        // data per stream message
+// A batch's whole blocks packed several to a message (LoadChunk.items,
+// StoreMessage.blocks): blocks of at most this many bytes, up to
+// kMaxChunkBytes of data a message.
+inline constexpr uint64_t kMaxPackedBlockBytes = 256u << 10;
 inline constexpr int kMaxMessageBytes = 4 << 20;            // any one message
 inline constexpr size_t kMaxMatchKeys = 1u << 16;           // keys per Match
 inline constexpr size_t kMaxMatchTokens = 1u << 22;         // tokens per Match
