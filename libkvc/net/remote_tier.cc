@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -13,9 +14,11 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "core/key_hasher.h"
 #include "net/node_client.h"
@@ -23,10 +26,17 @@
 namespace kvc::net {
 namespace {
 
+// The most block bytes one batch of queued stores takes (and the sender
+// holds off the queue's count); a quarter of the queue when that is less.
+constexpr uint64_t kMaxBatchBytes = 16ull << 20;
+
 class NodeRemoteTier final : public RemoteTier {
  public:
   NodeRemoteTier(const CacheOptions& o, uint64_t queue_capacity)
-      : address_(o.remote_address), backoff_ms_(o.remote_backoff_ms), queue_capacity_(queue_capacity) {
+      : address_(o.remote_address),
+        backoff_ms_(o.remote_backoff_ms),
+        queue_capacity_(queue_capacity),
+        batch_bytes_(std::min<uint64_t>(kMaxBatchBytes, queue_capacity / 4)) {
     base_.connect_timeout_ms = o.remote_timeout_ms;
     base_.timeout_ms = o.remote_timeout_ms;
     base_.tls_ca_path = o.remote_tls_ca_path;
@@ -273,24 +283,39 @@ class NodeRemoteTier final : public RemoteTier {
     q_cv_.notify_all();
   }
 
+  // Takes what is queued now (never waits for more: a store queued alone
+  // goes out at once), up to kMaxBatchItems or batch_bytes_ (at least one
+  // item), and sends it in runs of consecutive items of one identity,
+  // namespace, shard and TTL: one PutBatch per run (a run of one is a Put).
+  // Each item's bytes leave the queue's count as it is taken, as before
+  // batches; what is in flight is at most batch_bytes_ (a quarter of the
+  // queue, at most kMaxBatchBytes) or one item.
   void SenderLoop() {
+    std::vector<Item> batch;
     for (;;) {
       {
         std::unique_lock<std::mutex> lk(q_mu_);
         q_cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
         if (stop_) return;
       }
-      std::lock_guard<std::mutex> send(send_mu_);  // Delete/BumpRevision wait for the put in flight
-      Item item;
+      std::lock_guard<std::mutex> send(send_mu_);  // Delete/BumpRevision wait for the batch in flight
+      batch.clear();
       {
         std::lock_guard<std::mutex> lk(q_mu_);
         if (queue_.empty()) continue;
-        item = std::move(queue_.front());
-        queue_.pop_front();
-        queue_bytes_ -= item.bytes.size();
-        in_flight_seq_ = item.seq;
+        uint64_t bytes = 0;
+        while (!queue_.empty() && batch.size() < kMaxBatchItems) {
+          Item& front = queue_.front();
+          if (!batch.empty() && bytes + front.bytes.size() > batch_bytes_) break;
+          bytes += front.bytes.size();
+          queue_bytes_ -= front.bytes.size();
+          batch.push_back(std::move(front));
+          queue_.pop_front();
+        }
+        in_flight_seq_ = batch.front().seq;  // the oldest: Flush waits while any is in flight
       }
-      Send(item);
+      SendBatch(batch);
+      batch.clear();  // the blocks' memory goes before Flush returns
       {
         std::lock_guard<std::mutex> lk(q_mu_);
         in_flight_seq_ = 0;
@@ -299,15 +324,66 @@ class NodeRemoteTier final : public RemoteTier {
     }
   }
 
-  void Send(const Item& item) {
-    if (item.ns->epoch.load(std::memory_order_acquire) != item.epoch) return;  // bumped since: stale
-    auto c = ClientFor(item.tenant);
-    if (!c.ok()) {
-      send_failures_.fetch_add(1, std::memory_order_relaxed);
+  void SendBatch(std::vector<Item>& batch) {
+    // Stale items (their namespace's epoch moved on since) are not sent.
+    std::vector<Item*> live;
+    live.reserve(batch.size());
+    for (Item& it : batch)
+      if (it.ns->epoch.load(std::memory_order_acquire) == it.epoch) live.push_back(&it);
+    for (size_t i = 0; i < live.size();) {
+      const Item& first = *live[i];
+      const Identity id = IdentityOf(first.tenant);
+      size_t j = i + 1;
+      while (j < live.size()) {
+        const Item& it = *live[j];
+        if (it.ns != first.ns || it.shard != first.shard || it.ttl_ms != first.ttl_ms) break;
+        if (it.tenant != first.tenant) {
+          const Identity other = IdentityOf(it.tenant);
+          if (other.name != id.name || other.credential != id.credential) break;
+        }
+        ++j;
+      }
+      SendRun(std::span<Item* const>(live.data() + i, j - i));
+      i = j;
+    }
+  }
+
+  // One run: the same identity, namespace, shard and TTL.
+  void SendRun(std::span<Item* const> run) {
+    const Item& first = *run.front();
+    auto c = ClientFor(first.tenant);
+    if (!c.ok()) {  // backing off, or the connect failed (which started the back-off)
+      send_failures_.fetch_add(run.size(), std::memory_order_relaxed);
       return;
     }
-    Status s = (*c)->Put(NodeNamespaceOf(item.ns->fields), item.key, item.shard, item.bytes.data(), item.bytes.size(), item.ttl_ms,
-                         nullptr);
+    const NodeNamespace ns = NodeNamespaceOf(first.ns->fields);
+    if (run.size() == 1) {
+      Count(*run.front(), (*c)->Put(ns, first.key, first.shard, first.bytes.data(), first.bytes.size(), first.ttl_ms,
+                                    nullptr));
+      return;
+    }
+    std::vector<PutItem> items(run.size());
+    for (size_t i = 0; i < run.size(); ++i) {
+      items[i].key = run[i]->key;
+      items[i].src = run[i]->bytes.data();
+      items[i].len = run[i]->bytes.size();
+    }
+    const Status call = (*c)->PutBatch(ns, first.shard, items, first.ttl_ms);
+    // Each item as its own Put would have been counted; a failure of the
+    // call (node down: the back-off) is acted on once.
+    for (size_t i = 0; i < run.size(); ++i) {
+      const Status& s = items[i].status;
+      if (!call.ok() && IsNodeDown(s)) {
+        send_failures_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        Count(*run[i], s);
+      }
+    }
+    if (!call.ok() && IsNodeDown(call)) (void)Outcome(call, first.tenant);
+  }
+
+  // One store's outcome: sent (stored, or the node had it or is storing it), or failed.
+  void Count(const Item& item, const Status& s) {
     if (s.ok() || s.code() == Code::kExists || s.code() == Code::kPending) {
       Up();
       sends_.fetch_add(1, std::memory_order_relaxed);
@@ -321,6 +397,7 @@ class NodeRemoteTier final : public RemoteTier {
   const std::string address_;
   const uint32_t backoff_ms_;
   const uint64_t queue_capacity_;
+  const uint64_t batch_bytes_;  // the most bytes one batch takes off the queue (at least one item)
   NodeClientOptions base_;
   Identity default_id_;
   std::atomic<int64_t> down_until_{0};
@@ -331,13 +408,13 @@ class NodeRemoteTier final : public RemoteTier {
   std::unordered_map<uint32_t, Identity> ids_;                                   // GUARDED_BY(ids_mu_)
   std::map<std::pair<std::string, std::string>, std::shared_ptr<Slot>> slots_;  // GUARDED_BY(ids_mu_)
 
-  std::mutex send_mu_;  // held while one put is sent, and by Delete/BumpRevision
+  std::mutex send_mu_;  // held while one batch is sent, and by Delete/BumpRevision
   std::mutex q_mu_;
   std::condition_variable q_cv_;
   std::deque<Item> queue_;      // GUARDED_BY(q_mu_)
   uint64_t queue_bytes_ = 0;    // GUARDED_BY(q_mu_)
   uint64_t last_seq_ = 0;       // GUARDED_BY(q_mu_)
-  uint64_t in_flight_seq_ = 0;  // GUARDED_BY(q_mu_)
+  uint64_t in_flight_seq_ = 0;  // GUARDED_BY(q_mu_): the oldest put of the batch being sent; 0: none
   bool stop_ = false;           // GUARDED_BY(q_mu_)
   std::thread sender_;
 

@@ -2,7 +2,11 @@
 // (kvc_cache_options.remote_address). One NodeClient per identity (tenant
 // name and credential), opened on first use and pooled; a failed one is
 // dropped and reopened after the back-off. Stores go to the node from one
-// background sender thread through a bounded queue.
+// background sender thread through a bounded queue; the sender takes what is
+// queued when it wakes (never waiting for more) and sends consecutive stores
+// of one identity, namespace, shard and TTL as one NodeClient::PutBatch (one
+// gRPC Store stream, or one same-host batch), each store's outcome counted
+// as its own Put's would be.
 //
 // Failure behaviour: every request has the deadline remote_timeout_ms (the
 // connect included). A request that finds the node unreachable or slow

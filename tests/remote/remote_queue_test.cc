@@ -2,18 +2,32 @@
 // send queue drops and counts what does not fit, Flush returns once the queue
 // was sent or given up, and after a failure lookups fail at once until the
 // back-off is over, then try again. Against a port nothing listens on.
+// Then against an in-process node (NodeServer), over gRPC and the same-host
+// path: a burst of stores through an embedded cache goes out in batches (far
+// fewer node Store calls than blocks, counted on the node's /metrics), every
+// block byte-exact on the node; a batch holding a block the node has counts
+// it as sent; a node stopped mid-burst makes the rest fail, counted, and
+// flush returns within the deadline.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/cache.h"
+#include "net/node_client.h"
+#include "net/node_server.h"
 #include "net/remote_tier.h"
 
 namespace kvc {
@@ -118,6 +132,251 @@ TEST_CASE("remote options are checked at open") {
   o.remote_credential.clear();
   o.remote_tls_ca_path = "/nonexistent/ca.pem";
   CHECK(net::NewRemoteTier(o).status().code() == Code::kInvalidArgument);
+}
+
+// ---- against a node ----
+
+// A block key that differs for every i (and from K's).
+BlockKey Key(uint64_t i) {
+  BlockKey k;
+  k.bytes.fill(0xa5);
+  std::memcpy(k.bytes.data(), &i, sizeof i);
+  return k;
+}
+
+std::vector<uint8_t> Block(uint64_t i, uint64_t len) {
+  std::vector<uint8_t> b(len);
+  for (uint64_t j = 0; j < len; ++j) b[j] = static_cast<uint8_t>(i * 131 + j * 7 + (j >> 8));
+  return b;
+}
+
+// GET /metrics from "host:port"; empty on any failure.
+std::string Scrape(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return "";
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: " + address + "\r\nConnection: close\r\n\r\n";
+    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[65536];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return out;
+}
+
+// The node's count of Store calls (gRPC Store streams and same-host store
+// requests, single or batch): kvc_request_duration_seconds_count{rpc="Store"}.
+long StoreCalls(const std::string& metrics_address) {
+  const std::string text = Scrape(metrics_address);
+  const std::string name = "kvc_request_duration_seconds_count{rpc=\"Store\"} ";
+  const size_t at = text.find(name);
+  if (at == std::string::npos) return -1;
+  return std::strtol(text.c_str() + at + name.size(), nullptr, 10);
+}
+
+// An in-process node on a free loopback port, with /metrics and the
+// same-host socket in a temp dir; and an embedded cache above it.
+struct Rig {
+  std::string dir;
+  std::unique_ptr<net::NodeServer> node;
+  std::unique_ptr<Cache> cache;
+  NamespaceState* ns = nullptr;
+  bool stopped = false;
+
+  // unix: the cache reaches the node over the same-host path.
+  explicit Rig(bool unix_path, uint32_t timeout_ms = 2000, uint32_t backoff_ms = 1000) {
+    char tmpl[] = "/tmp/kvc-remote-batch-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    net::NodeServerOptions so;
+    so.cache.host_capacity_bytes = 64ull << 20;
+    so.listen = "127.0.0.1:0";
+    so.metrics_listen = "127.0.0.1:0";
+    so.unix_path = dir + "/node.sock";
+    auto s = net::NodeServer::Start(so);
+    REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+    node = std::move(s).value();
+    CacheOptions co;
+    co.host_capacity_bytes = 64ull << 20;
+    co.remote_address = unix_path ? "unix:" + so.unix_path : node->address();
+    co.remote_timeout_ms = timeout_ms;
+    co.remote_backoff_ms = backoff_ms;
+    co.remote_queue_bytes = 32ull << 20;
+    co.remote_factory = net::NewRemoteTier;
+    auto c = Cache::Open(co);
+    REQUIRE_MESSAGE(c.ok(), c.status().ToString());
+    cache = std::move(c).value();
+    auto n = cache->OpenNamespace(Fields());
+    REQUIRE(n.ok());
+    ns = *n;
+  }
+  ~Rig() {
+    cache.reset();
+    if (node && !stopped) node->Shutdown(0);
+    node.reset();
+    std::filesystem::remove_all(dir);
+  }
+
+  void StopNode() {
+    node->Shutdown(0);
+    stopped = true;
+  }
+
+  bool metrics() const { return !node->metrics_address().empty(); }
+  long store_calls() const { return StoreCalls(node->metrics_address()); }
+
+  // kvc_store: reserve, fill, commit (which queues the copy for the node).
+  void Store(uint64_t i) {
+    Reservation r;
+    REQUIRE(cache->BeginStore(*ns, Key(i), 0, StoreParams{}, &r).ok());
+    const std::vector<uint8_t> b = Block(i, ns->shard_bytes);
+    std::memcpy(r.data, b.data(), b.size());
+    REQUIRE(cache->Commit(r).ok());
+  }
+
+  std::unique_ptr<net::NodeClient> Client() {
+    auto c = net::NodeClient::Connect(node->address(), net::NodeClientOptions{});
+    REQUIRE(c.ok());
+    return std::move(c).value();
+  }
+};
+
+// Every block i in [0, n) on the node, byte-exact.
+void CheckOnNode(Rig& rig, uint64_t n) {
+  auto client = rig.Client();
+  const net::NodeNamespace ns = net::NodeNamespaceOf(rig.ns->fields);
+  std::vector<uint8_t> got(rig.ns->shard_bytes);
+  uint64_t exact = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t size = 0;
+    std::fill(got.begin(), got.end(), 0);
+    const Status s = client->Get(ns, Key(i), 0, got.data(), got.size(), &size);
+    if (s.ok() && size == got.size() && got == Block(i, got.size())) ++exact;
+  }
+  CHECK(exact == n);
+}
+
+void BurstGoesOutInBatches(bool unix_path) {
+  Rig rig(unix_path);
+  if (!rig.metrics()) {
+    std::fprintf(stderr, "SKIPPED: this build's node has no /metrics (cpp-httplib missing): Store calls not counted\n");
+    return;
+  }
+  const long before = rig.store_calls();
+  REQUIRE(before >= 0);
+  constexpr uint64_t kN = 256;
+  for (uint64_t i = 0; i < kN; ++i) rig.Store(i);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(rig.cache->Flush().ok());
+  CHECK(Seconds(t0) < 5.0);
+  const RemoteStats st = rig.cache->remote()->Stats();
+  CHECK(st.sends == kN);
+  CHECK(st.bytes_sent == kN * rig.ns->shard_bytes);
+  CHECK(st.send_failures == 0);
+  CHECK(st.sends_dropped == 0);
+  CHECK(st.queue_bytes == 0);
+  const long calls = rig.store_calls() - before;
+  MESSAGE(kN << " stores went to the node in " << calls << " Store calls");
+  CHECK(calls >= 1);
+  // One Put per block before batches; the sender now takes what queued
+  // while it sent the last batch (a block is queued in microseconds, a
+  // call takes far longer), so a burst makes few calls.
+  CHECK(calls * 4 <= static_cast<long>(kN));
+  CheckOnNode(rig, kN);
+  // A store queued alone still goes out at once, as one call.
+  const long mid = rig.store_calls();
+  rig.Store(kN);
+  CHECK(rig.cache->Flush().ok());
+  CHECK(rig.store_calls() - mid == 1);
+  CheckOnNode(rig, kN + 1);
+}
+
+TEST_CASE("a burst of stores reaches the node in far fewer Store calls than blocks, byte-exact (gRPC)") {
+  BurstGoesOutInBatches(false);
+}
+
+TEST_CASE("a burst of stores reaches the node in far fewer Store calls than blocks, byte-exact (same-host)") {
+  BurstGoesOutInBatches(true);
+}
+
+void ExistingBlockInBatch(bool unix_path) {
+  Rig rig(unix_path);
+  constexpr uint64_t kN = 64, kThere = 40;  // late in the burst: in a batch, not the lone first store
+  // The node already holds block kThere, with other bytes than the cache's.
+  auto client = rig.Client();
+  const std::vector<uint8_t> old(rig.ns->shard_bytes, 0x5c);
+  REQUIRE(client->Put(net::NodeNamespaceOf(rig.ns->fields), Key(kThere), 0, old.data(), old.size(), 0, nullptr).ok());
+  const long before = rig.metrics() ? rig.store_calls() : -1;
+  for (uint64_t i = 0; i < kN; ++i) rig.Store(i);
+  CHECK(rig.cache->Flush().ok());
+  if (before >= 0) {
+    const long calls = rig.store_calls() - before;
+    MESSAGE(kN << " stores, one the node had, in " << calls << " Store calls");
+    CHECK(calls * 4 <= static_cast<long>(kN));  // batches, so the existing block was in one
+  }
+  const RemoteStats st = rig.cache->remote()->Stats();
+  CHECK(st.sends == kN);  // the existing one is counted as sent, as a Put answered EXISTS was
+  CHECK(st.send_failures == 0);
+  CHECK(st.refused == 0);
+  // The others all stored, the existing block untouched.
+  std::vector<uint8_t> got(rig.ns->shard_bytes);
+  const net::NodeNamespace ns = net::NodeNamespaceOf(rig.ns->fields);
+  uint64_t exact = 0;
+  for (uint64_t i = 0; i < kN; ++i) {
+    uint64_t size = 0;
+    const Status s = client->Get(ns, Key(i), 0, got.data(), got.size(), &size);
+    if (s.ok() && size == got.size() && got == (i == kThere ? old : Block(i, got.size()))) ++exact;
+  }
+  CHECK(exact == kN);
+}
+
+TEST_CASE("a batch holding a block the node already has counts it as sent and stores the rest (gRPC)") {
+  ExistingBlockInBatch(false);
+}
+
+TEST_CASE("a batch holding a block the node already has counts it as sent and stores the rest (same-host)") {
+  ExistingBlockInBatch(true);
+}
+
+void NodeStoppedMidBurst(bool unix_path) {
+  Rig rig(unix_path, /*timeout_ms=*/400, /*backoff_ms=*/5000);
+  constexpr uint64_t kN = 256;
+  for (uint64_t i = 0; i < kN / 2; ++i) rig.Store(i);
+  rig.StopNode();  // mid-burst: some of the first half may still be queued
+  for (uint64_t i = kN / 2; i < kN; ++i) rig.Store(i);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(rig.cache->Flush().ok());
+  // One failed call (its deadline at most), then the rest given up at once.
+  CHECK(Seconds(t0) < 0.4 + 1.0);
+  const RemoteStats st = rig.cache->remote()->Stats();
+  MESSAGE("sent " << st.sends << ", failed " << st.send_failures << ", dropped " << st.sends_dropped);
+  CHECK(st.sends + st.send_failures + st.sends_dropped == kN);
+  CHECK(st.send_failures >= kN / 2);  // the second half at least
+  CHECK(st.queue_bytes == 0);
+  // Lookups now miss at once (backing off).
+  std::vector<BlockKey> keys{Key(0)};
+  const auto t1 = std::chrono::steady_clock::now();
+  CHECK(IsNodeDown(rig.cache->remote()->Match(*rig.ns, 0, keys).status()));
+  CHECK(Seconds(t1) < 0.05);
+}
+
+TEST_CASE("a node stopped mid-burst: the rest fail, counted, and flush returns within the deadline (gRPC)") {
+  NodeStoppedMidBurst(false);
+}
+
+TEST_CASE("a node stopped mid-burst: the rest fail, counted, and flush returns within the deadline (same-host)") {
+  NodeStoppedMidBurst(true);
 }
 
 }  // namespace
