@@ -22,7 +22,7 @@ if [[ "${KVC_SKIP_SANITIZERS:-0}" != 1 ]]; then
   # cluster fault tests (minutes each), nor the redis benchmark.
   echo "== build (ASan+UBSan)"
   ASAN_TARGETS="kvc_core_tests kvc_tier_tests kvc_policy_tests kvc_sim_tests kvc_capi_test kvc_remote_cache_tests kvc_remote_tier_test kvc_node_capi_test"
-  NET_TARGETS="kvc_cli kvc_node_wire_test kvc_node_bad_peer_test kvc_node_security_test kvc_node_raw_wire_test kvc_node_batch_wire_test kvc_shm_node_test kvc_shm_holder kvc_shm_wire_test kvc_remote_queue_tests kvc_remote_parity_test kvc_cluster_placement_tests kvc_cluster_client_tests kvc_fuzz_node_request_replay"
+  NET_TARGETS="kvc_cli kvc_node_wire_test kvc_node_bad_peer_test kvc_node_security_test kvc_node_raw_wire_test kvc_node_batch_wire_test kvc_node_pack_wire_test kvc_shm_node_test kvc_shm_holder kvc_shm_wire_test kvc_remote_queue_tests kvc_remote_parity_test kvc_cluster_placement_tests kvc_cluster_client_tests kvc_fuzz_node_request_replay"
   # -O1 -g1 (line tables): what ASan recommends, and half the compile time of
   # -O2 -g (node_service.cc: 13 s against 24 s of CPU); reports keep file:line.
   ASAN_CONFIG=(-DKVC_SANITIZE=address -DKVC_WITH_CUDA=OFF -DKVC_BUILD_BINDINGS=OFF
