@@ -237,12 +237,18 @@ struct Rig {
   long store_calls() const { return StoreCalls(node->metrics_address()); }
 
   // kvc_store: reserve, fill, commit (which queues the copy for the node).
-  void Store(uint64_t i) {
+  void Store(uint64_t i, const std::vector<uint8_t>& b) {
     Reservation r;
     REQUIRE(cache->BeginStore(*ns, Key(i), 0, StoreParams{}, &r).ok());
-    const std::vector<uint8_t> b = Block(i, ns->shard_bytes);
     std::memcpy(r.data, b.data(), b.size());
     REQUIRE(cache->Commit(r).ok());
+  }
+  void Store(uint64_t i) { Store(i, Block(i, ns->shard_bytes)); }
+  // Blocks [0, n), made before a burst so that the burst is only stores.
+  std::vector<std::vector<uint8_t>> Blocks(uint64_t n) const {
+    std::vector<std::vector<uint8_t>> out;
+    for (uint64_t i = 0; i < n; ++i) out.push_back(Block(i, ns->shard_bytes));
+    return out;
   }
 
   std::unique_ptr<net::NodeClient> Client() {
@@ -276,7 +282,8 @@ void BurstGoesOutInBatches(bool unix_path) {
   const long before = rig.store_calls();
   REQUIRE(before >= 0);
   constexpr uint64_t kN = 256;
-  for (uint64_t i = 0; i < kN; ++i) rig.Store(i);
+  const auto blocks = rig.Blocks(kN);
+  for (uint64_t i = 0; i < kN; ++i) rig.Store(i, blocks[i]);
   const auto t0 = std::chrono::steady_clock::now();
   CHECK(rig.cache->Flush().ok());
   CHECK(Seconds(t0) < 5.0);
@@ -290,9 +297,11 @@ void BurstGoesOutInBatches(bool unix_path) {
   MESSAGE(kN << " stores went to the node in " << calls << " Store calls");
   CHECK(calls >= 1);
   // One Put per block before batches; the sender now takes what queued
-  // while it sent the last batch (a block is queued in microseconds, a
-  // call takes far longer), so a burst makes few calls.
-  CHECK(calls * 4 <= static_cast<long>(kN));
+  // while it sent the last batch, so a burst makes few calls. A gRPC call
+  // takes far longer than queueing a block (2 or 3 calls seen); a same-host
+  // one is only microseconds, so on a loaded machine (ASan, 2 cores) the
+  // sender catches up more often (2 to 41 seen under ASan).
+  CHECK(calls * (unix_path ? 3 : 8) <= static_cast<long>(kN));
   CheckOnNode(rig, kN);
   // A store queued alone still goes out at once, as one call.
   const long mid = rig.store_calls();
@@ -317,13 +326,14 @@ void ExistingBlockInBatch(bool unix_path) {
   auto client = rig.Client();
   const std::vector<uint8_t> old(rig.ns->shard_bytes, 0x5c);
   REQUIRE(client->Put(net::NodeNamespaceOf(rig.ns->fields), Key(kThere), 0, old.data(), old.size(), 0, nullptr).ok());
+  const auto blocks = rig.Blocks(kN);
   const long before = rig.metrics() ? rig.store_calls() : -1;
-  for (uint64_t i = 0; i < kN; ++i) rig.Store(i);
+  for (uint64_t i = 0; i < kN; ++i) rig.Store(i, blocks[i]);
   CHECK(rig.cache->Flush().ok());
   if (before >= 0) {
     const long calls = rig.store_calls() - before;
     MESSAGE(kN << " stores, one the node had, in " << calls << " Store calls");
-    CHECK(calls * 4 <= static_cast<long>(kN));  // batches, so the existing block was in one
+    CHECK(calls * 3 <= static_cast<long>(kN));  // batches, so the existing block was in one
   }
   const RemoteStats st = rig.cache->remote()->Stats();
   CHECK(st.sends == kN);  // the existing one is counted as sent, as a Put answered EXISTS was
