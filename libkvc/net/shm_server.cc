@@ -354,6 +354,20 @@ void ShmServer::Serve(Conn* c) {
       w.i32(static_cast<int32_t>(s.code()));
       w.str(s.ok() ? "" : s.message());
     };
+    // A load's answer for a view it acquired: pin id (0 and the view given
+    // back for a size-only load), arena offset, size.
+    auto answer_view = [&](const View& v, bool size_only) {
+      if (size_only) {
+        (void)cache_.ReleaseView(v.id);
+        w.u64(0);
+      } else {
+        pins.insert(v.id);
+        w.u64(v.id);
+        if (options_.metrics) options_.metrics->CountLoad(caller.tenant, v.size);
+      }
+      w.u64(offset_of(v.data));
+      w.u64(v.size);
+    };
     if (h.op == 0 || h.op > shm::kMaxOp || h.length > shm::kMaxFrameBytes) {
       // The framing cannot be trusted any more: answer, then hang up.
       status(InvalidArgument(h.length > shm::kMaxFrameBytes
@@ -559,16 +573,7 @@ void ShmServer::Serve(Conn* c) {
             break;
           }
           status(Status::Ok());
-          if (size_only) {
-            (void)cache_.ReleaseView(v.id);
-            w.u64(0);
-          } else {
-            pins.insert(v.id);
-            w.u64(v.id);
-            if (options_.metrics) options_.metrics->CountLoad(caller.tenant, v.size);
-          }
-          w.u64(offset_of(v.data));
-          w.u64(v.size);
+          answer_view(v, size_only);
           break;
         }
         case shm::kRelease: {
@@ -702,16 +707,7 @@ void ShmServer::Serve(Conn* c) {
               w.u64(0);
               continue;
             }
-            if (size_only) {
-              (void)cache_.ReleaseView(v.id);
-              w.u64(0);
-            } else {
-              pins.insert(v.id);
-              w.u64(v.id);
-              if (options_.metrics) options_.metrics->CountLoad(caller.tenant, v.size);
-            }
-            w.u64(offset_of(v.data));
-            w.u64(v.size);
+            answer_view(v, size_only);
           }
           break;
         }
