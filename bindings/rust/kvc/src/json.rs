@@ -185,53 +185,24 @@ impl Parser<'_> {
         match self.peek()? {
             b'{' | b'[' if self.depth >= MAX_DEPTH => Err(self.fail("nesting too deep")),
             b'{' => {
-                self.i += 1;
-                self.depth += 1;
                 let mut m = BTreeMap::new();
-                if self.peek()? == b'}' {
-                    self.i += 1;
-                } else {
-                    loop {
-                        if self.peek()? != b'"' {
-                            return Err(self.fail("expected a field name"));
-                        }
-                        let k = self.string()?;
-                        self.eat(b':')?;
-                        let v = self.value()?;
-                        m.insert(k, v);
-                        match self.peek()? {
-                            b',' => self.i += 1,
-                            b'}' => {
-                                self.i += 1;
-                                break;
-                            }
-                            _ => return Err(self.fail("expected ',' or '}'")),
-                        }
+                self.items(b'}', |p| {
+                    if p.peek()? != b'"' {
+                        return Err(p.fail("expected a field name"));
                     }
-                }
-                self.depth -= 1;
+                    let k = p.string()?;
+                    p.eat(b':')?;
+                    m.insert(k, p.value()?);
+                    Ok(())
+                })?;
                 Ok(Json::Object(m))
             }
             b'[' => {
-                self.i += 1;
-                self.depth += 1;
                 let mut v = Vec::new();
-                if self.peek()? == b']' {
-                    self.i += 1;
-                } else {
-                    loop {
-                        v.push(self.value()?);
-                        match self.peek()? {
-                            b',' => self.i += 1,
-                            b']' => {
-                                self.i += 1;
-                                break;
-                            }
-                            _ => return Err(self.fail("expected ',' or ']'")),
-                        }
-                    }
-                }
-                self.depth -= 1;
+                self.items(b']', |p| {
+                    v.push(p.value()?);
+                    Ok(())
+                })?;
                 Ok(Json::Array(v))
             }
             b'"' => Ok(Json::String(self.string()?)),
@@ -252,6 +223,30 @@ impl Parser<'_> {
             }
             _ => Err(self.fail("unexpected character")),
         }
+    }
+
+    /// The items of the object or array opening at the cursor, up to its
+    /// `close`, each read by `item`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Result<()>) -> Result<()> {
+        self.i += 1;
+        self.depth += 1;
+        if self.peek()? == close {
+            self.i += 1;
+        } else {
+            loop {
+                item(self)?;
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    c if c == close => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return Err(self.fail(&format!("expected ',' or '{}'", close as char))),
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(())
     }
 
     fn word(&mut self, w: &str, v: Json) -> Result<Json> {
@@ -337,6 +332,12 @@ mod tests {
             assert_eq!(e.code(), Code::Parse, "{bad:?}");
             assert!(e.message().contains("bad JSON"), "{bad:?}: {e}");
         }
+        for (bad, want) in [("[1 2]", "expected ',' or ']'"), ("{\"a\":1 \"b\":2}", "expected ',' or '}'")] {
+            let e = Json::parse(bad).unwrap_err();
+            assert!(e.message().contains(want), "{bad:?}: {e}");
+        }
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(Json::parse(&ok).is_ok());
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         assert!(Json::parse(&deep).unwrap_err().message().contains("deep"));
     }

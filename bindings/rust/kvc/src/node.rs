@@ -8,7 +8,7 @@
 //! node supplies itself (tenant, credential, salt, default TTL, write mode:
 //! they must be left empty; the connection carries the tenant).
 use std::ffi::{CStr, CString};
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_int};
 use std::ptr;
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
@@ -250,6 +250,19 @@ impl Node {
         Ok(g)
     }
 
+    /// Calls `f` with the live handle and out-pointers for a string the
+    /// library allocates; that string, or `f`'s error.
+    fn string_out(
+        &self,
+        f: impl FnOnce(*mut kvc_sys::kvc_node, *mut *mut c_char, *mut kvc_sys::kvc_error) -> c_int,
+    ) -> Result<String> {
+        let g = self.enter()?;
+        let mut out = ptr::null_mut();
+        let mut err = new_err();
+        check(f(g.0, &mut out, &mut err), &err)?;
+        Ok(take_string(out))
+    }
+
     /// Closes the connection now: calls in flight finish first, later calls
     /// return [`Code::Closed`] errors. Closing again is `Ok`.
     pub fn close(&self) -> Result<()> {
@@ -277,12 +290,8 @@ impl Node {
     /// with "scope": "node" (admin token, or a node without tenants), or a
     /// tenant's own counters with "scope": "tenant".
     pub fn stats_json(&self) -> Result<String> {
-        let g = self.enter()?;
-        let mut out = ptr::null_mut();
-        let mut err = new_err();
         // SAFETY: live handle (held shared), valid out-pointers.
-        check(unsafe { kvc_sys::kvc_node_stats_json(g.0, &mut out, &mut err) }, &err)?;
-        Ok(take_string(out))
+        self.string_out(|n, out, err| unsafe { kvc_sys::kvc_node_stats_json(n, out, err) })
     }
 
     /// [`stats_json`](Self::stats_json), parsed:
@@ -569,22 +578,14 @@ impl Node {
     /// node without a tenants file.
     pub fn create_tenant(&self, opts: &TenantOptions) -> Result<String> {
         let co = opts.to_c()?;
-        let g = self.enter()?;
-        let mut out = ptr::null_mut();
-        let mut err = new_err();
         // SAFETY: live handle, valid options and out-pointers.
-        check(unsafe { kvc_sys::kvc_node_tenant_create(g.0, &mut out, &co.opts, &mut err) }, &err)?;
-        Ok(take_string(out))
+        self.string_out(|n, out, err| unsafe { kvc_sys::kvc_node_tenant_create(n, out, &co.opts, err) })
     }
 
     /// The node's tenants as a JSON array (no secrets). Admin.
     pub fn tenants_json(&self) -> Result<String> {
-        let g = self.enter()?;
-        let mut out = ptr::null_mut();
-        let mut err = new_err();
         // SAFETY: live handle, valid out-pointers.
-        check(unsafe { kvc_sys::kvc_node_tenant_list_json(g.0, &mut out, &mut err) }, &err)?;
-        Ok(take_string(out))
+        self.string_out(|n, out, err| unsafe { kvc_sys::kvc_node_tenant_list_json(n, out, err) })
     }
 
     /// [`tenants_json`](Self::tenants_json), parsed.

@@ -2,7 +2,7 @@
 mod common;
 
 use common::{fill, small_ns, tokens, want_err, BT};
-use kvc::{Cache, CacheOptions, Code, Prefault, QuotaChange, StoreOptions, TenantOptions, WriteMode};
+use kvc::{Cache, CacheOptions, Code, Json, Prefault, QuotaChange, StoreOptions, TenantOptions, WriteMode};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
@@ -111,12 +111,13 @@ fn simulate() {
     .unwrap();
     let t = trace.to_str().unwrap();
     let out = kvc::simulate(t, Some(&["lru"]), &[10]).unwrap();
-    let rows = common::json::parse(&out);
-    let rows = rows.arr();
+    let rows = Json::parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let rows = rows.as_array().expect("an array of rows");
     assert_eq!(rows.len(), 1, "{out}");
-    assert_eq!(rows[0].get("policy").str(), "lru");
-    assert_eq!(rows[0].get("capacity_blocks").u64(), 10);
-    assert_eq!((rows[0].get("hits").u64(), rows[0].get("lookups").u64()), (3, 8), "{out}");
+    let n = |k: &str| rows[0].get(k).and_then(Json::as_u64);
+    assert_eq!(rows[0].get("policy").and_then(Json::as_str), Some("lru"), "{out}");
+    assert_eq!(n("capacity_blocks"), Some(10), "{out}");
+    assert_eq!((n("hits"), n("lookups")), (Some(3), Some(8)), "{out}");
     want_err("unknown policy", kvc::simulate(t, Some(&["no-such-policy"]), &[10]), Code::InvalidArgument, &[]);
     std::fs::write(&trace, "{not json\n").unwrap();
     want_err("malformed", kvc::simulate(t, None, &[10]), Code::Parse, &[]);

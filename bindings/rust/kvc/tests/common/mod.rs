@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod json;
-
 use kvc::{Cache, CacheOptions, Code, Error, NamespaceOptions, Prefault};
 
 pub const BT: usize = 16;
