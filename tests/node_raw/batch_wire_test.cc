@@ -19,224 +19,33 @@
 //   ones after it get the failure, the ones before keep theirs; a batch get
 //   is retried after UNAVAILABLE only while no key was answered.
 #include <doctest/doctest.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/impl/rpc_method.h>
 
-#include <atomic>
 #include <chrono>
-#include <cstring>
 #include <functional>
-#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "core/cache.h"
-#include "kvc/v1/kvc.grpc.pb.h"
-#include "net/node_client.h"
-#include "net/node_service.h"
+#include "wire_fixture.h"
 
-namespace v1 = kvc::v1;
-using kvc::BlockKey;
-using kvc::Code;
-using kvc::net::GetItem;
-using kvc::net::NodeClient;
-using kvc::net::NodeNamespace;
-using kvc::net::PutItem;
+using namespace kvc::wire_fixture;
 
 namespace {
 
 // 2 x 1 layer x 512 tokens x 8 heads x 128 x fp16: 2 MiB, two load chunks.
-NodeNamespace BigNs() {
-  NodeNamespace ns;
-  ns.model = "batch-wire";
-  ns.revision = "r1";
-  ns.dtype = "fp16";
-  ns.layers = 1;
-  ns.kv_heads = 8;
-  ns.head_dim = 128;
-  ns.block_tokens = 512;
-  return ns;
-}
+NodeNamespace BigNs() { return Ns("batch-wire", 512, 8, 128); }
 constexpr uint64_t kBig = 2ull * 1 * 512 * 8 * 128 * 2;
 
 // 2 x 1 layer x 4 tokens x 2 heads x 64 x fp16: 2 KiB.
-NodeNamespace SmallNs() {
-  NodeNamespace ns;
-  ns.model = "batch-small";
-  ns.revision = "r1";
-  ns.dtype = "fp16";
-  ns.layers = 1;
-  ns.kv_heads = 2;
-  ns.head_dim = 64;
-  ns.block_tokens = 4;
-  return ns;
-}
+NodeNamespace SmallNs() { return Ns("batch-small", 4, 2, 64); }
 constexpr uint64_t kSmall = 2ull * 1 * 4 * 2 * 64 * 2;
 
-BlockKey KeyOf(uint32_t n) {
-  BlockKey k;
-  for (size_t i = 0; i < k.bytes.size(); ++i) k.bytes[i] = static_cast<uint8_t>((n >> (8 * (i % 4))) + i * 31);
-  return k;
-}
-std::string Bytes(const BlockKey& k) { return std::string(reinterpret_cast<const char*>(k.bytes.data()), 16); }
-
-std::string Block(uint64_t size, uint32_t seed) {
-  std::string b(size, '\0');
-  for (uint64_t i = 0; i < size; ++i) b[i] = static_cast<char>(seed * 13 + i * 7 + (i >> 12));
-  return b;
-}
-
-kvc::net::NodeClientOptions Options() {
-  kvc::net::NodeClientOptions o;
-  o.timeout_ms = 10000;
-  o.connect_timeout_ms = 5000;
-  return o;
-}
-
-std::unique_ptr<NodeClient> ConnectTo(const std::string& address) {
-  auto c = NodeClient::Connect(address, Options());
-  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
-  return std::move(c).value();
-}
-
-class Node {
- public:
-  Node() {
-    kvc::CacheOptions o;
-    o.host_capacity_bytes = 96u << 20;
-    o.prefault = false;
-    o.maintenance_interval_ms = 50;
-    auto cache = kvc::Cache::Open(o);
-    REQUIRE(cache.ok());
-    cache_ = std::move(cache).value();
-    service_ = std::make_unique<kvc::net::NodeService>(*cache_, false);
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    b.RegisterService(service_.get());
-    b.SetMaxReceiveMessageSize(kvc::net::kMaxMessageBytes);
-    b.SetMaxSendMessageSize(kvc::net::kMaxMessageBytes);
-    server_ = b.BuildAndStart();
-    REQUIRE(server_ != nullptr);
-    REQUIRE(port_ != 0);
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(kvc::net::kMaxMessageBytes);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(), args);
-    stub_ = v1::Node::NewStub(channel_);
-    store_ = std::make_unique<grpc::internal::RpcMethod>("/kvc.v1.Node/Store",
-                                                         grpc::internal::RpcMethod::CLIENT_STREAMING, channel_);
-    client_ = ConnectTo(address());
-  }
-  ~Node() {
-    client_.reset();
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    server_->Wait();
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  v1::Node::Stub& stub() { return *stub_; }
-  NodeClient& client() { return *client_; }
-
-  // A raw store stream of `msgs` (stopping early if the node closes it).
-  // cancel: the client cancels after its messages instead of ending the
-  // stream. False when the call itself failed.
-  // before_cancel: runs before the cancel (the node may not have read the
-  // messages yet when the client cancels).
-  bool RawStore(const std::vector<v1::StoreMessage>& msgs, v1::StoreResponse* resp, bool cancel = false,
-                const std::function<void()>& before_cancel = nullptr) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    auto w = stub_->Store(&ctx, resp);
-    for (const auto& m : msgs)
-      if (!w->Write(m)) break;
-    if (cancel) {
-      if (before_cancel) before_cancel();
-      ctx.TryCancel();
-    } else {
-      w->WritesDone();
-    }
-    return w->Finish().ok();
-  }
-
-  // A raw load through the generated stub (protobuf's parser).
-  bool RawLoad(const v1::LoadRequest& q, std::vector<v1::LoadChunk>* chunks) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    auto r = stub_->Load(&ctx, q);
-    v1::LoadChunk c;
-    chunks->clear();
-    while (r->Read(&c)) chunks->push_back(c);
-    return r->Finish().ok();
-  }
-
-  // Waits (bounded) until the cache holds no pin and no reservation: a
-  // handler may still be unwinding after the client saw its end.
-  bool NothingHeld() {
-    for (int i = 0; i < 400; ++i) {
-      const auto j = cache_->StatsJson();
-      if (j.value("pins", uint64_t{1}) == 0 && j.value("pending", uint64_t{1}) == 0) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return false;
-  }
-
-  // The block's bytes through a per-key Get (empty when it fails).
-  std::string Read(const NodeNamespace& ns, const BlockKey& k, uint64_t size) {
-    std::string buf(size, '\0');
-    uint64_t got = 0;
-    if (!client_->Get(ns, k, 0, buf.data(), buf.size(), &got).ok() || got != size) return {};
-    return buf;
-  }
-  Code GetCode(const NodeNamespace& ns, const BlockKey& k, uint64_t size) {
-    std::string buf(size, '\0');
-    uint64_t got = 0;
-    return client_->Get(ns, k, 0, buf.data(), buf.size(), &got).code();
-  }
-
- private:
-  std::unique_ptr<kvc::Cache> cache_;
-  std::unique_ptr<kvc::net::NodeService> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Node::Stub> stub_;
-  std::unique_ptr<grpc::internal::RpcMethod> store_;
-  std::unique_ptr<NodeClient> client_;
-};
-
-v1::NamespaceSpec Spec(const NodeNamespace& ns) {
-  v1::NamespaceSpec s;
-  kvc::net::SpecOf(ns, &s);
-  return s;
-}
-
-v1::StoreMessage Begin(const NodeNamespace& ns, const BlockKey& k, uint64_t total, uint32_t batch_blocks) {
-  v1::StoreMessage m;
-  *m.mutable_begin()->mutable_ns() = Spec(ns);
-  m.mutable_begin()->set_key(Bytes(k));
-  m.mutable_begin()->set_total_bytes(total);
-  m.mutable_begin()->set_batch_blocks(batch_blocks);
-  return m;
-}
-v1::StoreMessage Chunk(uint64_t off, const std::string& data) {
-  v1::StoreMessage m;
-  m.mutable_chunk()->set_offset(off);
-  m.mutable_chunk()->set_data(data);
-  return m;
-}
-v1::StoreMessage Commit() {
-  v1::StoreMessage m;
-  m.mutable_commit();
-  return m;
-}
 // A whole small block: begin, one chunk, commit.
 void AddBlock(std::vector<v1::StoreMessage>* msgs, const BlockKey& k, uint32_t seed, uint32_t batch_blocks) {
   msgs->push_back(Begin(SmallNs(), k, kSmall, batch_blocks));
   msgs->push_back(Chunk(0, Block(kSmall, seed)));
   msgs->push_back(Commit());
 }
-
-constexpr int32_t kInvalid = static_cast<int32_t>(Code::kInvalidArgument);
 
 }  // namespace
 
@@ -559,34 +368,6 @@ TEST_CASE("bad peers: batch loads the node refuses") {
 }
 
 namespace {
-
-// A node that answers Load as `load` says (protobuf-encoded LoadChunks) and
-// counts the calls.
-class FakeNode final : public v1::Node::Service {
- public:
-  using LoadFn = std::function<grpc::Status(const v1::LoadRequest&, grpc::ServerWriter<v1::LoadChunk>*, int call)>;
-  explicit FakeNode(LoadFn load) : load_(std::move(load)) {
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    b.RegisterService(this);
-    server_ = b.BuildAndStart();
-    REQUIRE(server_ != nullptr);
-  }
-  ~FakeNode() override {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    server_->Wait();
-  }
-  grpc::Status Load(grpc::ServerContext*, const v1::LoadRequest* q, grpc::ServerWriter<v1::LoadChunk>* w) override {
-    return load_(*q, w, calls++);
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::atomic<int> calls{0};
-
- private:
-  LoadFn load_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-};
 
 v1::LoadChunk Found(uint32_t index, const std::string& data, uint64_t total, uint64_t off = 0) {
   v1::LoadChunk c;

@@ -19,214 +19,23 @@
 // - fake nodes sending an item twice, out of order, with data of the wrong
 //   size, data on a miss, and items and chunks for one key.
 #include <doctest/doctest.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/impl/codegen/client_context.h>
-#include <grpcpp/impl/rpc_method.h>
 
-#include <atomic>
-#include <chrono>
-#include <cstring>
 #include <functional>
-#include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "core/cache.h"
-#include "kvc/v1/kvc.grpc.pb.h"
-#include "net/node_client.h"
-#include "net/node_service.h"
+#include "wire_fixture.h"
 
-namespace v1 = kvc::v1;
-using kvc::BlockKey;
-using kvc::Code;
-using kvc::net::GetItem;
-using kvc::net::NodeClient;
-using kvc::net::NodeNamespace;
-using kvc::net::PutItem;
+using namespace kvc::wire_fixture;
 
 namespace {
 
-NodeNamespace Ns(const char* model, uint32_t tokens, uint32_t heads, uint32_t dim) {
-  NodeNamespace ns;
-  ns.model = model;
-  ns.revision = "r1";
-  ns.dtype = "fp16";
-  ns.layers = 1;
-  ns.kv_heads = heads;
-  ns.head_dim = dim;
-  ns.block_tokens = tokens;
-  return ns;
-}
 // 2 x 1 layer x 16 tokens x 8 heads x 128 x fp16: 64 KiB.
 NodeNamespace Ns64() { return Ns("pack-64k", 16, 8, 128); }
 // 2 x 1 x 4 x 2 x 128 x 2: 4 KiB.
 NodeNamespace Ns4() { return Ns("pack-4k", 4, 2, 128); }
 constexpr uint64_t k64 = 64u << 10, k4 = 4u << 10, kBig = 2u << 20;
-constexpr int32_t kInvalid = static_cast<int32_t>(Code::kInvalidArgument);
-
-BlockKey KeyOf(uint32_t n) {
-  BlockKey k;
-  for (size_t i = 0; i < k.bytes.size(); ++i) k.bytes[i] = static_cast<uint8_t>((n >> (8 * (i % 4))) + i * 37 + 5);
-  return k;
-}
-std::string Bytes(const BlockKey& k) { return std::string(reinterpret_cast<const char*>(k.bytes.data()), 16); }
-
-std::string Block(uint64_t size, uint32_t seed) {
-  std::string b(size, '\0');
-  for (uint64_t i = 0; i < size; ++i) b[i] = static_cast<char>(seed * 29 + i * 11 + (i >> 10));
-  return b;
-}
-
-v1::NamespaceSpec Spec(const NodeNamespace& ns) {
-  v1::NamespaceSpec s;
-  kvc::net::SpecOf(ns, &s);
-  return s;
-}
-
-std::unique_ptr<NodeClient> ConnectTo(const std::string& address) {
-  kvc::net::NodeClientOptions o;
-  o.timeout_ms = 10000;
-  o.connect_timeout_ms = 5000;
-  auto c = NodeClient::Connect(address, o);
-  REQUIRE_MESSAGE(c.ok(), c.status().ToString());
-  return std::move(c).value();
-}
-
-std::string Flatten(const grpc::ByteBuffer& bb) {
-  std::vector<grpc::Slice> slices;
-  REQUIRE(bb.Dump(&slices).ok());
-  std::string s;
-  for (const auto& sl : slices) s.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
-  return s;
-}
-
-class Node {
- public:
-  Node() {
-    kvc::CacheOptions o;
-    o.host_capacity_bytes = 96u << 20;
-    o.prefault = false;
-    o.maintenance_interval_ms = 50;
-    auto cache = kvc::Cache::Open(o);
-    REQUIRE(cache.ok());
-    cache_ = std::move(cache).value();
-    service_ = std::make_unique<kvc::net::NodeService>(*cache_, false);
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    b.RegisterService(service_.get());
-    b.SetMaxReceiveMessageSize(kvc::net::kMaxMessageBytes);
-    b.SetMaxSendMessageSize(kvc::net::kMaxMessageBytes);
-    server_ = b.BuildAndStart();
-    REQUIRE(server_ != nullptr);
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(kvc::net::kMaxMessageBytes);
-    args.SetMaxSendMessageSize(kvc::net::kMaxMessageBytes);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(), args);
-    stub_ = v1::Node::NewStub(channel_);
-    load_ = std::make_unique<grpc::internal::RpcMethod>("/kvc.v1.Node/Load",
-                                                        grpc::internal::RpcMethod::SERVER_STREAMING, channel_);
-    client_ = ConnectTo(address());
-  }
-  ~Node() {
-    client_.reset();
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    server_->Wait();
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  NodeClient& client() { return *client_; }
-
-  bool RawStore(const std::vector<v1::StoreMessage>& msgs, v1::StoreResponse* resp) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    auto w = stub_->Store(&ctx, resp);
-    for (const auto& m : msgs)
-      if (!w->Write(m)) break;
-    w->WritesDone();
-    return w->Finish().ok();
-  }
-  // A load's messages as the bytes the node sent.
-  bool RawLoad(const v1::LoadRequest& q, std::vector<std::string>* msgs) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> r(
-        grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel_.get(), *load_, &ctx, q));
-    grpc::ByteBuffer bb;
-    msgs->clear();
-    while (r->Read(&bb)) msgs->push_back(Flatten(bb));
-    return r->Finish().ok();
-  }
-  bool NothingHeld() {
-    for (int i = 0; i < 400; ++i) {
-      const auto j = cache_->StatsJson();
-      if (j.value("pins", uint64_t{1}) == 0 && j.value("pending", uint64_t{1}) == 0) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return false;
-  }
-  std::string Read(const NodeNamespace& ns, const BlockKey& k, uint64_t size) {
-    std::string buf(size, '\0');
-    uint64_t got = 0;
-    if (!client_->Get(ns, k, 0, buf.data(), buf.size(), &got).ok() || got != size) return {};
-    return buf;
-  }
-  Code GetCode(const NodeNamespace& ns, const BlockKey& k, uint64_t size) {
-    std::string buf(size, '\0');
-    uint64_t got = 0;
-    return client_->Get(ns, k, 0, buf.data(), buf.size(), &got).code();
-  }
-
- private:
-  std::unique_ptr<kvc::Cache> cache_;
-  std::unique_ptr<kvc::net::NodeService> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Node::Stub> stub_;
-  std::unique_ptr<grpc::internal::RpcMethod> load_;
-  std::unique_ptr<NodeClient> client_;
-};
-
-// A fake node: Load as `load` says; Store reads the client's messages,
-// keeps them, and answers OK for every block it saw.
-class FakeNode final : public v1::Node::Service {
- public:
-  using LoadFn = std::function<void(const v1::LoadRequest&, grpc::ServerWriter<v1::LoadChunk>*)>;
-  explicit FakeNode(LoadFn load = nullptr) : load_(std::move(load)) {
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    b.RegisterService(this);
-    b.SetMaxReceiveMessageSize(kvc::net::kMaxMessageBytes);
-    server_ = b.BuildAndStart();
-    REQUIRE(server_ != nullptr);
-  }
-  ~FakeNode() override {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    server_->Wait();
-  }
-  grpc::Status Load(grpc::ServerContext*, const v1::LoadRequest* q, grpc::ServerWriter<v1::LoadChunk>* w) override {
-    load_(*q, w);
-    return grpc::Status::OK;
-  }
-  grpc::Status Store(grpc::ServerContext*, grpc::ServerReader<v1::StoreMessage>* r, v1::StoreResponse* resp) override {
-    v1::StoreMessage m;
-    while (r->Read(&m)) {
-      stored.push_back(m);
-      if (m.has_begin()) resp->add_results();
-      for (int i = 0; i < m.blocks().blocks_size(); ++i) resp->add_results();
-    }
-    resp->mutable_result();
-    return grpc::Status::OK;
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::vector<v1::StoreMessage> stored;
-
- private:
-  LoadFn load_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-};
 
 v1::LoadItem* AddItem(v1::LoadChunk* c, uint32_t index, const std::string& data, uint64_t total) {
   v1::LoadItem* it = c->add_items();
@@ -240,31 +49,9 @@ v1::LoadItem* AddItem(v1::LoadChunk* c, uint32_t index, const std::string& data,
 v1::StoreBlock* AddStoreBlock(v1::StoreMessage* m, const NodeNamespace& ns, const BlockKey& k, uint64_t total,
                               uint32_t batch_blocks, const std::string& data) {
   v1::StoreBlock* b = m->mutable_blocks()->add_blocks();
-  *b->mutable_begin()->mutable_ns() = Spec(ns);
-  b->mutable_begin()->set_key(Bytes(k));
-  b->mutable_begin()->set_total_bytes(total);
-  b->mutable_begin()->set_batch_blocks(batch_blocks);
+  *b->mutable_begin() = Begin(ns, k, total, batch_blocks).begin();
   b->set_data(data);
   return b;
-}
-v1::StoreMessage Begin(const NodeNamespace& ns, const BlockKey& k, uint64_t total, uint32_t batch_blocks) {
-  v1::StoreMessage m;
-  *m.mutable_begin()->mutable_ns() = Spec(ns);
-  m.mutable_begin()->set_key(Bytes(k));
-  m.mutable_begin()->set_total_bytes(total);
-  m.mutable_begin()->set_batch_blocks(batch_blocks);
-  return m;
-}
-v1::StoreMessage Chunk(uint64_t off, const std::string& data) {
-  v1::StoreMessage m;
-  m.mutable_chunk()->set_offset(off);
-  m.mutable_chunk()->set_data(data);
-  return m;
-}
-v1::StoreMessage Commit() {
-  v1::StoreMessage m;
-  m.mutable_commit();
-  return m;
 }
 
 // Puts n blocks of `size` as one batch, reads them back as a batch and per

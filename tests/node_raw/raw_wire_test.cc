@@ -12,24 +12,19 @@
 //   chunks, total_bytes on the first only, and through NodeClient::Get;
 //   a too small buffer is LAYOUT;
 // - no pin outlives its load, a load cancelled after its first chunk too.
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/impl/rpc_method.h>
-
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <memory>
+#include <exception>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
-#include "core/cache.h"
-#include "kvc/v1/kvc.grpc.pb.h"
-#include "net/node_client.h"
-#include "net/node_service.h"
 #include "net/wire.h"
+#include "wire_fixture.h"
 
-namespace v1 = kvc::v1;
+using namespace kvc::wire_fixture;
 
 namespace {
 
@@ -44,23 +39,13 @@ int failures = 0;
 
 // 2 x 1 layer x 512 tokens x 8 heads x 128 x fp16: 2 MiB, two load chunks.
 constexpr uint64_t kBlock = 2ull * 1 * 512 * 8 * 128 * 2;
+kvc::net::NodeNamespace RawNs() { return Ns("raw-wire", 512, 8, 128); }
 
-void Spec(v1::NamespaceSpec* s) {
-  s->set_model("raw-wire");
-  s->set_revision("r1");
-  s->set_dtype("fp16");
-  s->set_layers(1);
-  s->set_kv_heads(8);
-  s->set_head_dim(128);
-  s->set_block_tokens(512);
-}
-
-std::string Key(char c) { return std::string(16, c); }
-
-std::string Block(char seed) {
-  std::string b(kBlock, '\0');
-  for (uint64_t i = 0; i < kBlock; ++i) b[i] = static_cast<char>(seed + i * 7 + (i >> 12));
-  return b;
+// The key of 16 bytes `c`.
+kvc::BlockKey Key(char c) {
+  kvc::BlockKey k;
+  for (auto& b : k.bytes) b = static_cast<uint8_t>(c);
+  return k;
 }
 
 // `bytes` as a ByteBuffer of slices of 1-7 bytes.
@@ -80,119 +65,34 @@ std::string Len(int field, const std::string& body) {
   return std::string(1, static_cast<char>((field << 3) | 2)) + Varint(body.size()) + body;
 }
 
-std::string Begin(char key) {
-  v1::StoreMessage m;
-  Spec(m.mutable_begin()->mutable_ns());
-  m.mutable_begin()->set_key(Key(key));
-  m.mutable_begin()->set_total_bytes(kBlock);
-  return m.SerializeAsString();
-}
+// The begin of block `key` as protobuf writes it (batch_blocks 0: absent).
+std::string Begin(char key) { return kvc::wire_fixture::Begin(RawNs(), Key(key), kBlock, 0).SerializeAsString(); }
 const std::string kCommit = Len(3, "");
 
-class Node {
- public:
-  Node() {
-    kvc::CacheOptions o;
-    o.host_capacity_bytes = 64u << 20;
-    o.prefault = false;
-    o.maintenance_interval_ms = 50;
-    auto cache = kvc::Cache::Open(o);
-    if (!cache.ok()) {
-      std::fprintf(stderr, "FAIL: the cache does not open\n");
-      std::exit(1);
-    }
-    cache_ = std::move(cache).value();
-    service_ = std::make_unique<kvc::net::NodeService>(*cache_, false);
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    b.RegisterService(service_.get());
-    b.SetMaxReceiveMessageSize(kvc::net::kMaxMessageBytes);
-    b.SetMaxSendMessageSize(kvc::net::kMaxMessageBytes);
-    server_ = b.BuildAndStart();
-    if (server_ == nullptr || port_ == 0) {
-      std::fprintf(stderr, "FAIL: the node does not start on a loopback port\n");
-      std::exit(1);
-    }
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(kvc::net::kMaxMessageBytes);
-    channel_ = grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(), args);
-    stub_ = v1::Node::NewStub(channel_);
-    store_ = std::make_unique<grpc::internal::RpcMethod>("/kvc.v1.Node/Store",
-                                                         grpc::internal::RpcMethod::CLIENT_STREAMING, channel_);
-  }
-  ~Node() {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    server_->Wait();
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  v1::Node::Stub& stub() { return *stub_; }
-
-  // Sends `messages` as raw store messages; the result's code (INT32_MIN
-  // when the call itself failed).
-  int32_t RawStore(const std::vector<grpc::ByteBuffer>& messages) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::StoreResponse resp;
-    std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> w(
-        grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel_.get(), *store_, &ctx, &resp));
-    for (const auto& m : messages)
-      if (!w->Write(m)) break;
-    w->WritesDone();
-    if (!w->Finish().ok()) return INT32_MIN;
-    return resp.result().code();
-  }
-
-  // Loads `key` through the generated stub: the chunks as protobuf parses
-  // them. Returns the result code; *bytes gets the data.
-  int32_t Load(char key, std::string* bytes, std::vector<v1::LoadChunk>* chunks = nullptr) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::LoadRequest q;
-    Spec(q.mutable_ns());
-    q.set_key(Key(key));
-    auto r = stub_->Load(&ctx, q);
-    v1::LoadChunk c;
-    int32_t code = INT32_MIN;
-    bytes->clear();
-    bool first = true;
-    while (r->Read(&c)) {
-      if (first) code = c.result().code();
-      first = false;
-      bytes->append(c.data());
-      if (chunks) chunks->push_back(c);
-    }
-    if (!r->Finish().ok()) return INT32_MIN;
-    return code;
-  }
-
-  // Waits (bounded) until the cache holds no pin.
-  bool NoPins() {
-    for (int i = 0; i < 400; ++i) {
-      if (cache_->StatsJson().value("pins", uint64_t{1}) == 0) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return false;
-  }
-
- private:
-  std::unique_ptr<kvc::Cache> cache_;
-  std::unique_ptr<kvc::net::NodeService> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Node::Stub> stub_;
-  std::unique_ptr<grpc::internal::RpcMethod> store_;
-};
+// Loads `key` through the generated stub: the chunks as protobuf parses
+// them. Returns the first chunk's result code (INT32_MIN when the call
+// failed or sent nothing); *bytes gets the data.
+int32_t Load(Node& node, char key, std::string* bytes, std::vector<v1::LoadChunk>* chunks = nullptr) {
+  v1::LoadRequest q;
+  *q.mutable_ns() = Spec(RawNs());
+  q.set_key(Bytes(Key(key)));
+  std::vector<v1::LoadChunk> got;
+  const bool ok = node.RawLoad(q, &got);
+  bytes->clear();
+  for (const auto& c : got) bytes->append(c.data());
+  if (chunks) chunks->insert(chunks->end(), got.begin(), got.end());
+  if (!ok || got.empty()) return INT32_MIN;
+  return got[0].result().code();
+}
 
 constexpr int32_t kOk = 0;
-constexpr int32_t kInvalid = static_cast<int32_t>(kvc::Code::kInvalidArgument);
 constexpr int32_t kNotFound = static_cast<int32_t>(kvc::Code::kNotFound);
 
 }  // namespace
 
-int main() {
+int Run() {
   Node node;
-  const std::string block = Block('a');
+  const std::string block = Block(kBlock, 'a');
   const uint64_t half = kBlock / 2, third = kBlock / 3;
 
   // Fields out of order and unknown fields, each message in small slices.
@@ -214,7 +114,7 @@ int main() {
     CHECK(node.RawStore(msgs) == kOk, "a raw store with reordered and unknown fields is stored");
     std::string got;
     std::vector<v1::LoadChunk> chunks;
-    CHECK(node.Load('a', &got, &chunks) == kOk, "the stored block loads");
+    CHECK(Load(node, 'a', &got, &chunks) == kOk, "the stored block loads");
     CHECK(got == block, "the loaded bytes are the stored bytes");
     CHECK(chunks.size() == 2, "a 2 MiB block loads as two chunks");
     if (chunks.size() == 2) {
@@ -255,7 +155,7 @@ int main() {
       if (code != kInvalid) std::fprintf(stderr, "  %s: code %d\n", what, code);
       CHECK(code == kInvalid, what);
       std::string got;
-      CHECK(node.Load('b', &got) == kNotFound, "nothing is stored after a malformed message");
+      CHECK(Load(node, 'b', &got) == kNotFound, "nothing is stored after a malformed message");
     }
     // A malformed first message, and a stream that starts with a chunk.
     CHECK(node.RawStore({Split(std::string("\x0a\x80", 2))}) == kInvalid, "a malformed begin");
@@ -265,26 +165,15 @@ int main() {
 
   // The client: Put (hand-encoded chunks), Get (hand-parsed chunks).
   {
-    kvc::net::NodeClientOptions o;
-    o.timeout_ms = 5000;
-    o.connect_timeout_ms = 5000;
-    auto c = kvc::net::NodeClient::Connect(node.address(), o);
+    auto c = kvc::net::NodeClient::Connect(node.address(), Options());
     CHECK(c.ok(), "the client connects");
     if (c.ok()) {
-      kvc::net::NodeNamespace ns;
-      ns.model = "raw-wire";
-      ns.revision = "r1";
-      ns.dtype = "fp16";
-      ns.layers = 1;
-      ns.kv_heads = 8;
-      ns.head_dim = 128;
-      ns.block_tokens = 512;
-      kvc::BlockKey k;
-      for (auto& b : k.bytes) b = 'c';
-      const std::string cb = Block('c');
+      const kvc::net::NodeNamespace ns = RawNs();
+      kvc::BlockKey k = Key('c');
+      const std::string cb = Block(kBlock, 'c');
       CHECK((*c)->Put(ns, k, 0, cb.data(), cb.size(), 0, nullptr).ok(), "a put through the client is stored");
       std::string got;
-      CHECK(node.Load('c', &got) == kOk && got == cb, "protobuf reads the client's put byte-exact");
+      CHECK(Load(node, 'c', &got) == kOk && got == cb, "protobuf reads the client's put byte-exact");
       std::string buf(kBlock, '\0');
       uint64_t size = 0;
       CHECK((*c)->Get(ns, k, 0, buf.data(), buf.size(), &size).ok() && size == kBlock && buf == cb,
@@ -306,8 +195,8 @@ int main() {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     v1::LoadRequest q;
-    Spec(q.mutable_ns());
-    q.set_key(Key('a'));
+    *q.mutable_ns() = Spec(RawNs());
+    q.set_key(Bytes(Key('a')));
     auto r = node.stub().Load(&ctx, q);
     v1::LoadChunk c;
     CHECK(r->Read(&c) && c.result().code() == kOk, "the first chunk arrives");
@@ -322,4 +211,13 @@ int main() {
   }
   std::printf("raw wire: all checks passed\n");
   return 0;
+}
+
+int main() {
+  try {
+    return Run();
+  } catch (const std::exception& e) {  // the fixture's setup failures
+    std::fprintf(stderr, "FAIL: %s\n", e.what());
+    return 1;
+  }
 }
