@@ -9,7 +9,7 @@
 //   - No call waits longer than the tier's per-request deadline; a node that
 //     is down, slow or backing off is Code::kUnavailable (or kTimeout), which
 //     the cache reports as a miss with reason node_down.
-//   - Lookups (Match, Get) and Delete/BumpRevision are synchronous; Put only
+//   - Lookups (Match, Get, GetBatch) and Delete/BumpRevision are synchronous; Put only
 //     queues: it never blocks on the network, and a put that does not fit the
 //     queue is dropped and counted.
 //   - Requests are made as the identity registered for `tenant` (SetIdentity),
@@ -31,6 +31,15 @@
 namespace kvc {
 
 struct NamespaceState;
+
+// One block shard of a GetBatch: the key and the caller's destination
+// (exactly the namespace's shard size) in, the item's outcome out (what Get
+// would have returned for it).
+struct RemoteGetItem {
+  BlockKey key;
+  void* dst = nullptr;
+  Status status = Status(Code::kInternal, "not answered");  // out
+};
 
 // Counters of a remote tier, as kvc_cache_stats_json's "remote" object shows them.
 struct RemoteStats {
@@ -63,6 +72,15 @@ class RemoteTier {
   // block is not `len` bytes (nothing usable was written then).
   virtual Status Get(const NamespaceState& ns, uint32_t tenant, const BlockKey& key, uint32_t shard, void* dst,
                      uint64_t len) = 0;
+  // Reads every item's (key, shard) into its dst, each `len` bytes; each
+  // item's status is what Get would have returned for it, and the counters
+  // move per item as Get moves them. At most 1024 items. This base
+  // implementation calls Get once per item; a tier that can fetch many
+  // blocks in one request (the node's) overrides it.
+  virtual void GetBatch(const NamespaceState& ns, uint32_t tenant, uint32_t shard, uint64_t len,
+                        std::span<RemoteGetItem> items) {
+    for (RemoteGetItem& it : items) it.status = Get(ns, tenant, it.key, shard, it.dst, len);
+  }
   // Queues a committed block shard (stored locally under revision `epoch`)
   // for the node. Not sent when the namespace's epoch moved on meanwhile.
   virtual void Put(const NamespaceState& ns, uint32_t tenant, uint64_t epoch, const BlockKey& key, uint32_t shard,

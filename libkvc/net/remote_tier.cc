@@ -78,6 +78,11 @@ class NodeRemoteTier final : public RemoteTier {
     if (!c.ok()) return Lookup(c.status());
     uint64_t size = 0;
     Status s = (*c)->Get(NodeNamespaceOf(ns.fields), key, shard, dst, len, &size);
+    return Answer(s, size, len, tenant);
+  }
+
+  // A get's outcome (the node's status and the block shard's size), counted.
+  Status Answer(const Status& s, uint64_t size, uint64_t len, uint32_t tenant) {
     if (s.code() == Code::kNotFound) {
       Up();
       misses_.fetch_add(1, std::memory_order_relaxed);
@@ -93,6 +98,29 @@ class NodeRemoteTier final : public RemoteTier {
     hits_.fetch_add(1, std::memory_order_relaxed);
     bytes_loaded_.fetch_add(len, std::memory_order_relaxed);
     return s;
+  }
+
+  // One NodeClient::GetBatch per kMaxBatchItems items; each item is then
+  // counted and answered as Get answers it.
+  void GetBatch(const NamespaceState& ns, uint32_t tenant, uint32_t shard, uint64_t len,
+                std::span<RemoteGetItem> items) override {
+    std::vector<GetItem> batch;
+    for (size_t from = 0; from < items.size(); from += kMaxBatchItems) {
+      auto chunk = items.subspan(from, std::min(kMaxBatchItems, items.size() - from));
+      auto c = ClientFor(tenant);  // during the back-off: every item at once
+      if (!c.ok()) {
+        for (RemoteGetItem& it : chunk) it.status = Lookup(c.status());
+        continue;
+      }
+      batch.assign(chunk.size(), GetItem{});
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        batch[i].key = chunk[i].key;
+        batch[i].dst = chunk[i].dst;
+        batch[i].cap = len;
+      }
+      (void)(*c)->GetBatch(NodeNamespaceOf(ns.fields), shard, batch);  // unanswered items carry its failure
+      for (size_t i = 0; i < chunk.size(); ++i) chunk[i].status = Answer(batch[i].status, batch[i].size, len, tenant);
+    }
   }
 
   void Put(const NamespaceState& ns, uint32_t tenant, uint64_t epoch, const BlockKey& key, uint32_t shard,
