@@ -562,13 +562,16 @@ KVC_EXPORT int kvc_load_batch(kvc_namespace* ns, int32_t* out_statuses, size_t* 
       if (!b.ok()) return Status(b.code(), "block " + std::to_string(i) + ": " + b.message());
     }
     if (shard >= ns->rep->shards) return InvalidArgument("shard " + std::to_string(shard) + " is out of range");
+    std::vector<void*> ds(n);
+    for (size_t i = 0; i < n; ++i) ds[i] = dsts[i].data;
+    std::vector<Status> st(n);
+    ns->cache->rep->LoadBatch(*ns->rep, std::span<const BlockKey>(AsKeys(keys), n), shard, ds, ns->tenant, st);
     bool leading = true;
     size_t loaded = 0;
     for (size_t i = 0; i < n; ++i) {
-      Status s = ns->cache->rep->Load(*ns->rep, AsKey(&keys[i]), shard, dsts[i].data, ns->tenant);
-      if (out_statuses) out_statuses[i] = static_cast<int32_t>(s.code());
-      if (s.ok() && leading) ++loaded;
-      if (!s.ok()) leading = false;
+      if (out_statuses) out_statuses[i] = static_cast<int32_t>(st[i].code());
+      if (st[i].ok() && leading) ++loaded;
+      if (!st[i].ok()) leading = false;
     }
     if (out_loaded) *out_loaded = loaded;
     return Status::Ok();

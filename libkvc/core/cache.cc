@@ -534,18 +534,20 @@ void Cache::Unpin(EntryId eid) {
   if (free_it) FreeEntry(eid);
 }
 
-Status Cache::Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, uint32_t tenant) {
+Status Cache::LoadLocal(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, Miss* why) {
   EntryId eid;
-  Miss why = Miss::kAbsent;
-  Status s = Pin(ns, key, shard, &eid, &why);
+  Status s = Pin(ns, key, shard, &eid, why);
   if (s.ok()) {
     const Entry& e = tier_->pool().at(eid);
     std::memcpy(dst, tier_->data(e), e.size);
     Unpin(eid);
   } else if (s.code() == Code::kNotFound && ssd_) {
-    s = LoadFromSsd(ns, key, shard, dst, &why);
+    s = LoadFromSsd(ns, key, shard, dst, why);
   }
-  if (s.code() == Code::kNotFound && remote_) s = LoadFromRemote(ns, key, shard, dst, tenant, &why);
+  return s;
+}
+
+Status Cache::CountLoad(NamespaceState& ns, const Status& s, const BlockKey& key, uint32_t tenant, Miss why) {
   if (s.code() == Code::kNotFound) {
     CountMiss(why, key, tenant);
     return NotFound();
@@ -554,6 +556,35 @@ Status Cache::Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void
   CountHits(tenant, 1);
   c_.bytes_loaded.fetch_add(ns.shard_bytes, std::memory_order_relaxed);
   return Status::Ok();
+}
+
+Status Cache::Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, uint32_t tenant) {
+  Miss why = Miss::kAbsent;
+  Status s = LoadLocal(ns, key, shard, dst, &why);
+  if (s.code() == Code::kNotFound && remote_) s = LoadFromRemote(ns, key, shard, dst, tenant, &why);
+  return CountLoad(ns, s, key, tenant, why);
+}
+
+void Cache::LoadBatch(NamespaceState& ns, std::span<const BlockKey> keys, uint32_t shard, std::span<void* const> dsts,
+                      uint32_t tenant, std::span<Status> out) {
+  std::vector<Miss> why(keys.size(), Miss::kAbsent);
+  std::vector<RemoteGetItem> missed;  // the local misses, for the remote tier
+  std::vector<size_t> at;             // their indexes in keys
+  for (size_t i = 0; i < keys.size(); ++i) {
+    out[i] = LoadLocal(ns, keys[i], shard, dsts[i], &why[i]);
+    if (out[i].code() == Code::kNotFound && remote_) {
+      missed.push_back(RemoteGetItem{keys[i], dsts[i]});
+      at.push_back(i);
+      continue;
+    }
+    out[i] = CountLoad(ns, out[i], keys[i], tenant, why[i]);
+  }
+  if (missed.empty()) return;
+  std::vector<Miss> remote_why(missed.size());
+  for (size_t j = 0; j < missed.size(); ++j) remote_why[j] = why[at[j]];
+  LoadManyFromRemote(ns, shard, tenant, missed, remote_why.data());
+  for (size_t j = 0; j < missed.size(); ++j)
+    out[at[j]] = CountLoad(ns, missed[j].status, keys[at[j]], tenant, remote_why[j]);
 }
 
 Status Cache::AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,

@@ -176,6 +176,15 @@ class Cache {
 
   // Copies a block shard into `dst` (exactly shard_bytes).
   Status Load(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, uint32_t tenant = 0);
+  // Loads keys[i] into dsts[i] (each exactly shard_bytes); out[i] is what
+  // Load would have returned for it, and the counters move as n Loads move
+  // them. Each key is looked up on the local tiers first; the keys they miss
+  // are fetched from the remote tier together (one RemoteTier::GetBatch per
+  // 1024 keys) and promoted as Load promotes them. (A key twice among the
+  // local misses is fetched twice.)
+  // REQUIRES: dsts.size() == keys.size() == out.size().
+  void LoadBatch(NamespaceState& ns, std::span<const BlockKey> keys, uint32_t shard, std::span<void* const> dsts,
+                 uint32_t tenant, std::span<Status> out);
   Status AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,
                      uint32_t pin_timeout_ms, View* out, uint32_t tenant = 0);
   Status ReleaseView(uint64_t id);
@@ -267,6 +276,17 @@ class Cache {
   Status LoadFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, uint32_t tenant,
                         Miss* why);
   bool PromoteFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t shard, uint32_t tenant, Miss* why);
+  // LoadFromRemote for many local misses: items[i].status becomes Ok or
+  // NotFound (with why[i] set), each found block promoted.
+  void LoadManyFromRemote(NamespaceState& ns, uint32_t shard, uint32_t tenant, std::span<RemoteGetItem> items,
+                          Miss* why);
+  // Copies a block the remote tier just wrote into `dst` into host DRAM
+  // (options_.promote_on_hit).
+  void PromoteLoaded(NamespaceState& ns, const BlockKey& key, uint32_t shard, const void* dst, uint32_t tenant);
+  // Load's lookup on the host and SSD tiers, not counted.
+  Status LoadLocal(NamespaceState& ns, const BlockKey& key, uint32_t shard, void* dst, Miss* why);
+  // Counts a load's outcome `s` (a hit, or a miss for reason `why`); what Load returns.
+  Status CountLoad(NamespaceState& ns, const Status& s, const BlockKey& key, uint32_t tenant, Miss why);
   // Blocks of keys[from..] on the node; marks them in `tiers`. *why becomes
   // kNodeDown when the node could not answer.
   size_t MatchRemote(NamespaceState& ns, std::span<const BlockKey> keys, size_t from, uint8_t* tiers,

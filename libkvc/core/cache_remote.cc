@@ -1,7 +1,7 @@
 // Cache: the remote tier, below host DRAM and SSD. A block missing locally
 // is looked up on the node: match reports KVC_TIER_REMOTE for it, a load
 // fetches it straight into the caller's buffer and promotes it into host
-// DRAM, a view fetches it into a fresh DRAM reservation. A node that cannot
+// DRAM (a batch load fetches all its local misses in one request), a view fetches it into a fresh DRAM reservation. A node that cannot
 // answer is a miss with reason node_down. Committed stores reach the node
 // through RemoteTier::Put (queued, see Commit), deletes and revision bumps
 // through Delete and BumpRevision (cache.cc).
@@ -16,6 +16,7 @@ namespace {
 
 constexpr uint8_t kTierRemote = 4;       // KVC_TIER_REMOTE
 constexpr size_t kMaxRemoteMatch = 65536;  // keys per node Match (docs/node.md)
+constexpr size_t kMaxRemoteGet = 1024;     // keys per node Load batch (docs/node.md)
 
 }  // namespace
 
@@ -45,15 +46,35 @@ Status Cache::LoadFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t s
     else if (s.code() == Code::kCorrupt) *why = Miss::kCorrupt;
     return NotFound();
   }
-  if (!options_.promote_on_hit) return Status::Ok();
+  PromoteLoaded(ns, key, shard, dst, tenant);
+  return Status::Ok();
+}
+
+void Cache::LoadManyFromRemote(NamespaceState& ns, uint32_t shard, uint32_t tenant, std::span<RemoteGetItem> items,
+                               Miss* why) {
+  for (size_t from = 0; from < items.size(); from += kMaxRemoteGet)
+    remote_->GetBatch(ns, tenant, shard, ns.shard_bytes, items.subspan(from, std::min(kMaxRemoteGet, items.size() - from)));
+  for (size_t i = 0; i < items.size(); ++i) {
+    RemoteGetItem& it = items[i];
+    if (!it.status.ok()) {
+      if (IsNodeDown(it.status)) why[i] = Miss::kNodeDown;
+      else if (it.status.code() == Code::kCorrupt) why[i] = Miss::kCorrupt;
+      it.status = NotFound();
+      continue;
+    }
+    PromoteLoaded(ns, it.key, shard, it.dst, tenant);
+  }
+}
+
+void Cache::PromoteLoaded(NamespaceState& ns, const BlockKey& key, uint32_t shard, const void* dst, uint32_t tenant) {
+  if (!options_.promote_on_hit) return;
   StoreParams p;
   p.tenant = tenant;
   p.from_remote = true;
   Reservation r;
-  if (!BeginStore(ns, key, shard, p, &r).ok()) return Status::Ok();  // present, pending or no room: fine
+  if (!BeginStore(ns, key, shard, p, &r).ok()) return;  // present, pending or no room: fine
   std::memcpy(r.data, dst, r.size);
   if (Commit(r).ok()) c_.remote_promotions.fetch_add(1, std::memory_order_relaxed);
-  return Status::Ok();
 }
 
 bool Cache::PromoteFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t shard, uint32_t tenant, Miss* why) {
