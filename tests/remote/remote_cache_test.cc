@@ -1,6 +1,7 @@
 // The engine's side of the remote tier (libkvc/core/cache_remote.cc) against
 // an in-memory RemoteTier: no gRPC, so it runs in every build. What the
-// cache asks the tier, with which tenant, and what it makes of the answers.
+// cache asks the tier, with which tenant, and what it makes of the answers;
+// a batch load asks it once, for the keys the local tiers miss.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -54,6 +55,15 @@ class FakeRemote final : public RemoteTier {
     if (wrong_size) return Status(Code::kCorrupt, "size");
     std::memcpy(dst, it->second.data(), std::min<uint64_t>(len, it->second.size()));
     return Status::Ok();
+  }
+  // Logged as one call, then RemoteTier's own: one Get per item.
+  void GetBatch(const NamespaceState& ns, uint32_t tenant, uint32_t shard, uint64_t len,
+                std::span<RemoteGetItem> items) override {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      calls.push_back("batch of " + std::to_string(items.size()) + "@" + std::to_string(tenant));
+    }
+    RemoteTier::GetBatch(ns, tenant, shard, len, items);
   }
   void Put(const NamespaceState& ns, uint32_t tenant, uint64_t, const BlockKey& key, uint32_t shard,
            std::vector<uint8_t> bytes, uint64_t) override {
@@ -243,6 +253,51 @@ TEST_CASE("a block of the wrong size on the node is a corrupt miss and never han
   CHECK(f.cache->Load(*f.ns, K(1), 0, dst.data()).code() == Code::kNotFound);
   CHECK(f.cache->Stats().misses_by_reason[static_cast<int>(Miss::kCorrupt)] == 1);
   CHECK(f.cache->Stats().blocks == 0);
+}
+
+TEST_CASE("a batch load asks the node once, for the local misses only, and counts as loads one by one") {
+  Fixture f;
+  for (uint64_t i = 0; i < 8; ++i) f.OnNode(i);      // only on the node
+  for (uint64_t i = 8; i < 12; ++i) REQUIRE(f.Store(i, 3).ok());  // local (and on the node)
+  const size_t gets = f.remote->Count("get@3");
+  std::vector<BlockKey> keys;
+  for (uint64_t i = 0; i < 16; ++i) keys.push_back(K(i));  // 12..15: nowhere
+  std::vector<std::vector<uint8_t>> bufs(keys.size(), std::vector<uint8_t>(f.ns->shard_bytes));
+  std::vector<void*> dsts;
+  for (auto& b : bufs) dsts.push_back(b.data());
+  std::vector<Status> st(keys.size());
+  f.cache->LoadBatch(*f.ns, keys, 0, dsts, 3, st);
+  CHECK(f.remote->Count("batch of 12@3") == 1);
+  CHECK(f.remote->Count("get@3") - gets == 12);
+  for (uint64_t i = 0; i < 16; ++i) {
+    CHECK(st[i].code() == (i < 12 ? Code::kOk : Code::kNotFound));
+    if (i < 12) CHECK(bufs[i] == Bytes(bufs[i].size(), i));
+  }
+  auto j = f.cache->StatsJson();
+  CHECK(j["hits"] == 12);
+  CHECK(j["misses_by_reason"]["absent"] == 4);
+  CHECK(j["remote"]["promotions"] == 8);
+  CHECK(j["bytes_loaded"] == 12 * f.ns->shard_bytes);
+  // Promoted: the same batch again asks the node only for the 4 absent keys.
+  f.cache->LoadBatch(*f.ns, keys, 0, dsts, 3, st);
+  CHECK(f.remote->Count("batch of 4@3") == 1);
+  // A node that is down, or holds a block of the wrong size: node_down and corrupt.
+  std::vector<BlockKey> more{K(20), K(0)};
+  f.OnNode(20);
+  std::vector<Status> st2(2);
+  std::vector<void*> two{dsts[0], dsts[1]};
+  f.remote->down = true;
+  f.cache->LoadBatch(*f.ns, more, 0, two, 3, st2);
+  CHECK(st2[0].code() == Code::kNotFound);
+  CHECK(st2[1].ok());  // local
+  f.remote->down = false;
+  f.remote->wrong_size = 100;
+  f.cache->LoadBatch(*f.ns, more, 0, two, 3, st2);
+  CHECK(st2[0].code() == Code::kNotFound);
+  j = f.cache->StatsJson();
+  CHECK(j["misses_by_reason"]["node_down"] == 1);
+  CHECK(j["misses_by_reason"]["corrupt"] == 1);
+  CHECK(f.cache->StatsJson()["remote"]["promotions"] == 8);
 }
 
 }  // namespace
