@@ -3,7 +3,8 @@
  * through it; deletes and revision bumps reach it; a node that is stopped,
  * killed (SIGKILL, a `kvc serve` process) or never started makes lookups miss
  * with KVC_MISS_NODE_DOWN within remote_timeout_ms while stores still succeed
- * locally; a restarted node is used again. Without gRPC, a cache with a
+ * locally; a restarted node is used again. kvc_load_batch gives the statuses,
+ * bytes and stats JSON of kvc_load per key on a twin cache. Without gRPC, a cache with a
  * remote_address is refused with KVC_ERR_UNSUPPORTED. */
 #include <signal.h>
 #include <spawn.h>
@@ -485,6 +486,60 @@ static void test_killed(const char *bin, const char *dir) {
   }
 }
 
+/* kvc_load_batch on one cache against kvc_load per key on its twin, above
+ * one node: keys only on the node, stored in the cache, and absent, mixed;
+ * the same statuses, bytes and kvc_cache_stats_json. */
+static void test_load_batch(const char *addr) {
+  kvc_cache *w = open_cache(addr, NULL, NULL, NULL);
+  kvc_cache *a = open_cache(addr, NULL, NULL, NULL), *b = open_cache(addr, NULL, NULL, NULL);
+  kvc_namespace *nw = open_ns(w, "batch", NULL, NULL);
+  kvc_namespace *na = open_ns(a, "batch", NULL, NULL), *nb = open_ns(b, "batch", NULL, NULL);
+  kvc_key keys[kBlocks], order[kBlocks];
+  kvc_buf dsts[kBlocks];
+  static uint8_t got_a[kBlocks][kBytes], got_b[kBlocks][kBytes];
+  const int from[kBlocks] = {2, 0, 3, 1}; /* local, node, absent, node */
+  int32_t st[kBlocks];
+  size_t loaded = 99;
+  char *ja = NULL, *jb = NULL;
+  kvc_error err;
+  int i;
+  if (!nw || !na || !nb) return;
+  keys_of(nw, keys, 300);
+  store_all(nw, keys, 2); /* keys 0 and 1: on the node only, for a and b */
+  CHECK(kvc_cache_flush(w, &err) == KVC_OK);
+  {
+    kvc_buf src = KVC_HOST_BUF(blocks[2], kBytes);
+    CHECK(kvc_store(na, &keys[2], 0, &src, NULL, &err) == KVC_OK);
+    CHECK(kvc_store(nb, &keys[2], 0, &src, NULL, &err) == KVC_OK);
+  }
+  CHECK(kvc_cache_flush(a, &err) == KVC_OK && kvc_cache_flush(b, &err) == KVC_OK);
+  for (i = 0; i < kBlocks; i++) {
+    order[i] = keys[from[i]];
+    dsts[i] = (kvc_buf)KVC_HOST_BUF(got_a[i], kBytes);
+  }
+  CHECK(kvc_load_batch(na, st, &loaded, order, kBlocks, 0, dsts, &err) == KVC_OK);
+  CHECK(loaded == 2);
+  for (i = 0; i < kBlocks; i++) {
+    kvc_buf dst = KVC_HOST_BUF(got_b[i], kBytes);
+    const int one = kvc_load(nb, &order[i], 0, &dst, &err);
+    CHECK(st[i] == one);
+    CHECK(st[i] == (from[i] == 3 ? KVC_ERR_NOT_FOUND : KVC_OK));
+    if (st[i] == KVC_OK) CHECK(memcmp(got_a[i], blocks[from[i]], kBytes) == 0 && memcmp(got_b[i], got_a[i], kBytes) == 0);
+  }
+  CHECK(remote_stat(a, "hits") == 2 && remote_stat(a, "promotions") == 2);
+  CHECK(kvc_cache_stats_json(a, &ja, &err) == KVC_OK && kvc_cache_stats_json(b, &jb, &err) == KVC_OK);
+  CHECK(ja && jb && strcmp(ja, jb) == 0);
+  if (ja && jb && strcmp(ja, jb) != 0) fprintf(stderr, "batch: %s\none by one: %s\n", ja, jb);
+  kvc_string_free(ja);
+  kvc_string_free(jb);
+  kvc_namespace_close(nw);
+  kvc_namespace_close(na);
+  kvc_namespace_close(nb);
+  kvc_cache_close(w);
+  kvc_cache_close(a);
+  kvc_cache_close(b);
+}
+
 int main(int argc, char **argv) {
   char dir[] = "/tmp/kvc-remote-XXXXXX";
   char tenants[600];
@@ -526,6 +581,8 @@ int main(int argc, char **argv) {
     if (server) {
       test_sharing(kvc_node_server_address(server));
       phase("sharing");
+      test_load_batch(kvc_node_server_address(server));
+      phase("load batch");
       test_processes(kvc_node_server_address(server));
       phase("processes");
       kvc_node_server_stop(server, 1000);
