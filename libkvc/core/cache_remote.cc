@@ -17,6 +17,9 @@ namespace {
 constexpr uint8_t kTierRemote = 4;       // KVC_TIER_REMOTE
 constexpr size_t kMaxRemoteMatch = 65536;  // keys per node Match (docs/node.md)
 constexpr size_t kMaxRemoteGet = 1024;     // keys per node Load batch (docs/node.md)
+// Block bytes per node Load batch (at least one block): one request has one
+// deadline (remote_timeout_ms), so a batch is bounded in bytes as well.
+constexpr uint64_t kMaxRemoteGetBytes = 64ull << 20;
 
 }  // namespace
 
@@ -52,8 +55,9 @@ Status Cache::LoadFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t s
 
 void Cache::LoadManyFromRemote(NamespaceState& ns, uint32_t shard, uint32_t tenant, std::span<RemoteGetItem> items,
                                Miss* why) {
-  for (size_t from = 0; from < items.size(); from += kMaxRemoteGet)
-    remote_->GetBatch(ns, tenant, shard, ns.shard_bytes, items.subspan(from, std::min(kMaxRemoteGet, items.size() - from)));
+  const size_t per = std::clamp<uint64_t>(kMaxRemoteGetBytes / std::max<uint64_t>(ns.shard_bytes, 1), 1, kMaxRemoteGet);
+  for (size_t from = 0; from < items.size(); from += per)
+    remote_->GetBatch(ns, tenant, shard, ns.shard_bytes, items.subspan(from, std::min(per, items.size() - from)));
   for (size_t i = 0; i < items.size(); ++i) {
     RemoteGetItem& it = items[i];
     if (!it.status.ok()) {

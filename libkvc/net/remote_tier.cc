@@ -81,25 +81,6 @@ class NodeRemoteTier final : public RemoteTier {
     return Answer(s, size, len, tenant);
   }
 
-  // A get's outcome (the node's status and the block shard's size), counted.
-  Status Answer(const Status& s, uint64_t size, uint64_t len, uint32_t tenant) {
-    if (s.code() == Code::kNotFound) {
-      Up();
-      misses_.fetch_add(1, std::memory_order_relaxed);
-      return s;
-    }
-    if (s.code() == Code::kLayout || (s.ok() && size != len)) {
-      refused_.fetch_add(1, std::memory_order_relaxed);
-      return Status(Code::kCorrupt, "node " + address_ + " holds the block shard with " + std::to_string(size) +
-                                        " bytes, not the namespace's " + std::to_string(len));
-    }
-    if (!s.ok()) return Lookup(Outcome(s, tenant));
-    Up();
-    hits_.fetch_add(1, std::memory_order_relaxed);
-    bytes_loaded_.fetch_add(len, std::memory_order_relaxed);
-    return s;
-  }
-
   // One NodeClient::GetBatch per kMaxBatchItems items; each item is then
   // counted and answered as Get answers it.
   void GetBatch(const NamespaceState& ns, uint32_t tenant, uint32_t shard, uint64_t len,
@@ -233,6 +214,25 @@ class NodeRemoteTier final : public RemoteTier {
   void Up() {
     if (logged_down_.load(std::memory_order_relaxed) && logged_down_.exchange(false))
       std::fprintf(stderr, "kvc: remote tier: node %s answers again\n", address_.c_str());
+  }
+
+  // A get's outcome (the node's status and the block shard's size), counted.
+  Status Answer(const Status& s, uint64_t size, uint64_t len, uint32_t tenant) {
+    if (s.code() == Code::kNotFound) {
+      Up();
+      misses_.fetch_add(1, std::memory_order_relaxed);
+      return s;
+    }
+    if (s.code() == Code::kLayout || (s.ok() && size != len)) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      return Status(Code::kCorrupt, "node " + address_ + " holds the block shard with " + std::to_string(size) +
+                                        " bytes, not the namespace's " + std::to_string(len));
+    }
+    if (!s.ok()) return Lookup(Outcome(s, tenant));
+    Up();
+    hits_.fetch_add(1, std::memory_order_relaxed);
+    bytes_loaded_.fetch_add(len, std::memory_order_relaxed);
+    return s;
   }
 
   // A lookup's failure, counted.
