@@ -1,8 +1,9 @@
 // Cache: the remote tier, below host DRAM and SSD. A block missing locally
 // is looked up on the node: match reports KVC_TIER_REMOTE for it, a load
 // fetches it straight into the caller's buffer and promotes it into host
-// DRAM (a batch load fetches all its local misses in one request), a view fetches it into a fresh DRAM reservation. A node that cannot
-// answer is a miss with reason node_down. Committed stores reach the node
+// DRAM (a batch load fetches all its local misses in one request), a view
+// fetches it into a fresh DRAM reservation. A node that cannot answer is a
+// miss with reason node_down. Committed stores reach the node
 // through RemoteTier::Put (queued, see Commit), deletes and revision bumps
 // through Delete and BumpRevision (cache.cc).
 #include <algorithm>
@@ -56,8 +57,10 @@ Status Cache::LoadFromRemote(NamespaceState& ns, const BlockKey& key, uint32_t s
 void Cache::LoadManyFromRemote(NamespaceState& ns, uint32_t shard, uint32_t tenant, std::span<RemoteGetItem> items,
                                Miss* why) {
   const size_t per = std::clamp<uint64_t>(kMaxRemoteGetBytes / std::max<uint64_t>(ns.shard_bytes, 1), 1, kMaxRemoteGet);
-  for (size_t from = 0; from < items.size(); from += per)
-    remote_->GetBatch(ns, tenant, shard, ns.shard_bytes, items.subspan(from, std::min(per, items.size() - from)));
+  for (size_t from = 0; from < items.size(); from += per) {
+    const size_t n = std::min(per, items.size() - from);
+    remote_->GetBatch(ns, tenant, shard, ns.shard_bytes, items.subspan(from, n));
+  }
   for (size_t i = 0; i < items.size(); ++i) {
     RemoteGetItem& it = items[i];
     if (!it.status.ok()) {

@@ -524,7 +524,8 @@ static void test_load_batch(const char *addr) {
     const int one = kvc_load(nb, &order[i], 0, &dst, &err);
     CHECK(st[i] == one);
     CHECK(st[i] == (from[i] == 3 ? KVC_ERR_NOT_FOUND : KVC_OK));
-    if (st[i] == KVC_OK) CHECK(memcmp(got_a[i], blocks[from[i]], kBytes) == 0 && memcmp(got_b[i], got_a[i], kBytes) == 0);
+    if (st[i] == KVC_OK)
+      CHECK(memcmp(got_a[i], blocks[from[i]], kBytes) == 0 && memcmp(got_b[i], got_a[i], kBytes) == 0);
   }
   CHECK(remote_stat(a, "hits") == 2 && remote_stat(a, "promotions") == 2);
   CHECK(kvc_cache_stats_json(a, &ja, &err) == KVC_OK && kvc_cache_stats_json(b, &jb, &err) == KVC_OK);
