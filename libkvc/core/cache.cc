@@ -570,9 +570,15 @@ void Cache::LoadBatch(NamespaceState& ns, std::span<const BlockKey> keys, uint32
   std::vector<Miss> why(keys.size(), Miss::kAbsent);
   std::vector<RemoteGetItem> missed;  // the local misses, for the remote tier
   std::vector<size_t> at;             // their indexes in keys
+  std::vector<size_t> again;          // local misses of a key already missed: loaded after the batch, as Load
+  std::unordered_set<BlockKey, BlockKeyHash> asked;
   for (size_t i = 0; i < keys.size(); ++i) {
     out[i] = LoadLocal(ns, keys[i], shard, dsts[i], &why[i]);
     if (out[i].code() == Code::kNotFound && remote_) {
+      if (!asked.insert(keys[i]).second) {
+        again.push_back(i);
+        continue;
+      }
       missed.push_back(RemoteGetItem{keys[i], dsts[i]});
       at.push_back(i);
       continue;
@@ -585,6 +591,9 @@ void Cache::LoadBatch(NamespaceState& ns, std::span<const BlockKey> keys, uint32
   LoadManyFromRemote(ns, shard, tenant, missed, remote_why.data());
   for (size_t j = 0; j < missed.size(); ++j)
     out[at[j]] = CountLoad(ns, missed[j].status, keys[at[j]], tenant, remote_why[j]);
+  // A key given twice: its first load promoted it (a local hit now), or the
+  // node is asked again, as a second Load would.
+  for (size_t i : again) out[i] = Load(ns, keys[i], shard, dsts[i], tenant);
 }
 
 Status Cache::AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,

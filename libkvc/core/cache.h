@@ -180,8 +180,8 @@ class Cache {
   // Load would have returned for it, and the counters move as n Loads move
   // them. Each key is looked up on the local tiers first; the keys they miss
   // are fetched from the remote tier together (one RemoteTier::GetBatch per
-  // 1024 keys or 64 MiB of blocks) and promoted as Load promotes them. (A key twice among the
-  // local misses is fetched twice.)
+  // 1024 keys or 64 MiB of blocks) and promoted as Load promotes them; a
+  // key given again is loaded after them, as Load (a local hit once promoted).
   // REQUIRES: dsts.size() == keys.size() == out.size().
   void LoadBatch(NamespaceState& ns, std::span<const BlockKey> keys, uint32_t shard, std::span<void* const> dsts,
                  uint32_t tenant, std::span<Status> out);

@@ -300,5 +300,27 @@ TEST_CASE("a batch load asks the node once, for the local misses only, and count
   CHECK(f.cache->StatsJson()["remote"]["promotions"] == 8);
 }
 
+TEST_CASE("a key given twice in a batch load is fetched once and counted as two loads one by one") {
+  Fixture f;
+  f.OnNode(1);
+  f.OnNode(2);
+  std::vector<BlockKey> keys{K(1), K(9), K(1), K(2), K(9)};  // 9: nowhere
+  std::vector<std::vector<uint8_t>> bufs(keys.size(), std::vector<uint8_t>(f.ns->shard_bytes));
+  std::vector<void*> dsts;
+  for (auto& b : bufs) dsts.push_back(b.data());
+  std::vector<Status> st(keys.size());
+  f.cache->LoadBatch(*f.ns, keys, 0, dsts, 0, st);
+  CHECK(f.remote->Count("batch of 3@0") == 1);
+  CHECK(f.remote->Count("get@0") == 4);  // 1, 9 and 2 in the batch; 9 again, as a second Load asks
+  const Code want[] = {Code::kOk, Code::kNotFound, Code::kOk, Code::kOk, Code::kNotFound};
+  for (size_t i = 0; i < keys.size(); ++i) CHECK(st[i].code() == want[i]);
+  CHECK(bufs[2] == Bytes(bufs[2].size(), 1));
+  CHECK(bufs[3] == Bytes(bufs[3].size(), 2));
+  const auto j = f.cache->StatsJson();
+  CHECK(j["hits"] == 3);
+  CHECK(j["misses_by_reason"]["absent"] == 2);
+  CHECK(j["remote"]["promotions"] == 2);
+}
+
 }  // namespace
 }  // namespace kvc
