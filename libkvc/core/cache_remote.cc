@@ -18,9 +18,14 @@ namespace {
 constexpr uint8_t kTierRemote = 4;       // KVC_TIER_REMOTE
 constexpr size_t kMaxRemoteMatch = 65536;  // keys per node Match (docs/node.md)
 constexpr size_t kMaxRemoteGet = 1024;     // keys per node Load batch (docs/node.md)
-// Block bytes per node Load batch (at least one block): one request has one
-// deadline (remote_timeout_ms), so a batch is bounded in bytes as well.
-constexpr uint64_t kMaxRemoteGetBytes = 64ull << 20;
+// Block bytes per node Load batch (at least one block). One request has one
+// deadline (remote_timeout_ms), so a batch is bounded in bytes as well; and
+// each request's blocks are promoted before the next request, while they
+// are still in the CPU's caches: with every request first and every
+// promotion after, 64 blocks of 1 MiB ran at 0.7x the speed of loads one
+// by one (the promotions read 64 MiB back from DRAM). 8 MiB keeps a batch
+// of 1 MiB blocks at 8 a call and one of 64 KiB blocks at 128.
+constexpr uint64_t kMaxRemoteGetBytes = 8ull << 20;
 
 }  // namespace
 
@@ -60,16 +65,16 @@ void Cache::LoadManyFromRemote(NamespaceState& ns, uint32_t shard, uint32_t tena
   for (size_t from = 0; from < items.size(); from += per) {
     const size_t n = std::min(per, items.size() - from);
     remote_->GetBatch(ns, tenant, shard, ns.shard_bytes, items.subspan(from, n));
-  }
-  for (size_t i = 0; i < items.size(); ++i) {
-    RemoteGetItem& it = items[i];
-    if (!it.status.ok()) {
-      if (IsNodeDown(it.status)) why[i] = Miss::kNodeDown;
-      else if (it.status.code() == Code::kCorrupt) why[i] = Miss::kCorrupt;
-      it.status = NotFound();
-      continue;
+    for (size_t i = from; i < from + n; ++i) {
+      RemoteGetItem& it = items[i];
+      if (!it.status.ok()) {
+        if (IsNodeDown(it.status)) why[i] = Miss::kNodeDown;
+        else if (it.status.code() == Code::kCorrupt) why[i] = Miss::kCorrupt;
+        it.status = NotFound();
+        continue;
+      }
+      PromoteLoaded(ns, it.key, shard, it.dst, tenant);
     }
-    PromoteLoaded(ns, it.key, shard, it.dst, tenant);
   }
 }
 
