@@ -180,9 +180,12 @@ class Cache {
   // Load would have returned for it, and the counters move as n Loads move
   // them. Each key is looked up on the local tiers first; the keys they miss
   // are fetched from the remote tier together (one RemoteTier::GetBatch per
-  // 1024 keys or 64 MiB of blocks) and promoted as Load promotes them; a
-  // key given again is loaded after them, as Load (a local hit once promoted).
+  // 1024 keys or 8 MiB of blocks, each request's blocks promoted before the
+  // next) and promoted as Load promotes them; a key given again is loaded
+  // after them, as Load (a local hit once promoted). Namespaces whose blocks
+  // are over kRemoteBatchMaxBlockBytes are loaded key by key (cache.cc).
   // REQUIRES: dsts.size() == keys.size() == out.size().
+  static constexpr uint64_t kRemoteBatchMaxBlockBytes = 256 << 10;
   void LoadBatch(NamespaceState& ns, std::span<const BlockKey> keys, uint32_t shard, std::span<void* const> dsts,
                  uint32_t tenant, std::span<Status> out);
   Status AcquireView(NamespaceState& ns, const BlockKey& key, uint32_t shard,
