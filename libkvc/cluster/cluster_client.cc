@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <future>
 #include <map>
+#include <numeric>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -529,33 +530,21 @@ void Parallel(size_t n, const std::function<void(size_t)>& fn) {
   for (auto& f : rest) f.get();
 }
 
-// A failure of a whole batch call, as opposed to an item's own outcome (as
-// NodeClient's per-item batches judge it).
-bool FailsTheCall(Code c) {
-  return Transient(c) || c == Code::kPermission || c == Code::kInvalidArgument || c == Code::kUnsupported ||
-         c == Code::kFenced;
-}
-
 // The call's status from its items': the first item that failed the call
 // (one the nodes refused before one no node could answer), else Ok.
 Status BatchStatus(std::span<const Status* const> items) {
   const Status* first = nullptr;
   for (const Status* s : items) {
-    if (!FailsTheCall(s->code())) continue;
+    if (!net::FailsBatchCall(s->code())) continue;
     if (first == nullptr || (Transient(first->code()) && !Transient(s->code()))) first = s;
   }
   return first ? *first : Status::Ok();
 }
 
-Status TooManyItems(size_t n) {
-  return InvalidArgument("a batch of " + std::to_string(n) + " items: at most " +
-                         std::to_string(net::kMaxBatchItems));
-}
-
 }  // namespace
 
 Status ClusterClient::GetBatch(const net::NodeNamespace& ns, uint32_t shard, std::span<net::GetItem> items) {
-  if (items.size() > net::kMaxBatchItems) return TooManyItems(items.size());
+  if (items.size() > net::kMaxBatchItems) return net::TooManyBatchItems(items.size());
   const auto deadline = Deadline();
   auto st = State();
   const size_t n = items.size();
@@ -640,10 +629,10 @@ Status ClusterClient::GetBatch(const net::NodeNamespace& ns, uint32_t shard, std
 
 Status ClusterClient::PutBatch(const net::NodeNamespace& ns, uint32_t shard, std::span<net::PutItem> items,
                                uint64_t ttl_ms) {
-  if (items.size() > net::kMaxBatchItems) return TooManyItems(items.size());
+  if (items.size() > net::kMaxBatchItems) return net::TooManyBatchItems(items.size());
   const auto deadline = Deadline();
   std::vector<size_t> todo(items.size());
-  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+  std::iota(todo.begin(), todo.end(), size_t{0});
   for (int attempt = 0; !todo.empty(); ++attempt) {
     auto st = State();
     const uint32_t r = st->view->config.replication;

@@ -570,28 +570,12 @@ Status GrpcNodeClient::Put(const NodeNamespace& ns, const BlockKey& key, uint32_
   return FromResult(resp.result());
 }
 
-namespace {
-
-// A failure of a whole batch, as opposed to an item's own outcome (as in
-// node_client_batch.cc): the node could not be asked, or refused the caller
-// or the request.
-bool FailsTheCall(Code c) {
-  return c == Code::kUnavailable || c == Code::kTimeout || c == Code::kPermission || c == Code::kInvalidArgument ||
-         c == Code::kInternal || c == Code::kUnsupported || c == Code::kFenced || c == Code::kClosed;
-}
-
-Status TooManyItems(size_t n) {
-  return InvalidArgument("a batch of " + std::to_string(n) + " items: at most " + std::to_string(kMaxBatchItems));
-}
-
-}  // namespace
-
 // One Load of every key (LoadRequest.keys); each key's chunks are copied
 // straight into its item's dst. Retried as Get is, but only while the node
 // answered no key (*answered false): a retry would load the keys answered
 // again.
 Status GrpcNodeClient::GetBatch(const NodeNamespace& ns, uint32_t shard, std::span<GetItem> items) {
-  if (items.size() > kMaxBatchItems) return TooManyItems(items.size());
+  if (items.size() > kMaxBatchItems) return TooManyBatchItems(items.size());
   if (items.empty()) return Status::Ok();
   v1::LoadRequest req;
   SpecOf(ns, req.mutable_ns());
@@ -653,7 +637,7 @@ Status GrpcNodeClient::GetBatchOnce(std::chrono::system_clock::time_point deadli
       Status rs = FromResult(c.result());
       if (!rs.ok()) {
         it.status = rs;
-        if (FailsTheCall(rs.code())) {  // the request's failure, not the key's
+        if (FailsBatchCall(rs.code())) {  // the request's failure, not the key's
           failed = rs;
           return false;
         }
@@ -705,7 +689,7 @@ Status GrpcNodeClient::GetBatchOnce(std::chrono::system_clock::time_point deadli
     *answered = true;
     if (!rs.ok()) {
       it.status = rs;
-      if (FailsTheCall(rs.code())) {  // the request's failure, not the key's
+      if (FailsBatchCall(rs.code())) {  // the request's failure, not the key's
         failed = rs;
         return false;
       }
@@ -753,7 +737,7 @@ Status GrpcNodeClient::GetBatchOnce(std::chrono::system_clock::time_point deadli
 // chunks, commit; never retried (a block committed stays committed).
 Status GrpcNodeClient::PutBatch(const NodeNamespace& ns, uint32_t shard, std::span<PutItem> items,
                                 uint64_t ttl_ms) {
-  if (items.size() > kMaxBatchItems) return TooManyItems(items.size());
+  if (items.size() > kMaxBatchItems) return TooManyBatchItems(items.size());
   if (items.empty()) return Status::Ok();
   for (PutItem& it : items) it.status = Status(Code::kInternal, "not answered");
   grpc::ClientContext ctx;
@@ -865,12 +849,12 @@ Status GrpcNodeClient::PutBatch(const NodeNamespace& ns, uint32_t shard, std::sp
     } else if (n == 0 && items.size() == 1) {  // a node from before batches: its one block's result
       items[0].status = FromResult(resp.result());
       answered = 1;
-      if (FailsTheCall(items[0].status.code())) call = items[0].status;
+      if (FailsBatchCall(items[0].status.code())) call = items[0].status;
     } else {
       for (; answered < n; ++answered) {
         PutItem& it = items[answered];
         it.status = FromResult(resp.results(static_cast<int>(answered)));
-        if (call.ok() && FailsTheCall(it.status.code())) call = it.status;
+        if (call.ok() && FailsBatchCall(it.status.code())) call = it.status;
       }
       // A batch's own result: the failure that ended its stream, if any.
       if (call.ok() && items.size() > 1) call = FromResult(resp.result());

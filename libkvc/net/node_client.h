@@ -94,6 +94,14 @@ struct PutItem {
   Status status = Status(Code::kInternal, "not answered");  // out: kOk, kExists, kPending, kQuota, ...
 };
 
+// A failure of a whole batch call (unreachable, deadline, refused caller or
+// request, fenced, a broken reply), as opposed to an item's own outcome (a
+// miss, EXISTS, LAYOUT, QUOTA...). Every transport and the cluster client
+// judge batch outcomes with it.
+bool FailsBatchCall(Code c);
+// kInvalidArgument for a batch of n > kMaxBatchItems items.
+Status TooManyBatchItems(size_t n);
+
 // A connection to one node. Connect picks the transport from the address:
 // "host:port" is gRPC (node_client.cc), "unix:PATH" the same-host path
 // (shm_client.cc), "etcd://..." and "peers:..." a cluster (libkvc/cluster). Both give the same results for every call.

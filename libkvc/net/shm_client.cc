@@ -231,10 +231,6 @@ Status ItemStatus(int32_t code, const char* op) {
   return Status(c, std::string(CodeText(c)) + " (" + o + ")");
 }
 
-Status TooManyItems(size_t n) {
-  return InvalidArgument("a batch of " + std::to_string(n) + " items: at most " + std::to_string(kMaxBatchItems));
-}
-
 std::string SpaceKey(const NodeNamespace& ns) {
   Writer w;
   for (const std::string* s : {&ns.hash, &ns.model, &ns.revision, &ns.adapter, &ns.dtype}) w.str(*s);
@@ -367,7 +363,7 @@ class ShmNodeClient final : public NodeClient {
   // One kLoadBatch, a copy per found item out of the arena, and one release
   // of every pin (deferred as Get's, riding on the next request).
   Status GetBatch(const NodeNamespace& ns, uint32_t shard, std::span<GetItem> items) override {
-    if (items.size() > kMaxBatchItems) return TooManyItems(items.size());
+    if (items.size() > kMaxBatchItems) return TooManyBatchItems(items.size());
     for (GetItem& it : items) it.size = 0;
     if (items.empty()) return Status::Ok();
     bool size_only = true;
@@ -431,7 +427,7 @@ class ShmNodeClient final : public NodeClient {
   // kStoreBatchCommit (and a kStoreBatchAbort of what could not be
   // written). Never retried.
   Status PutBatch(const NodeNamespace& ns, uint32_t shard, std::span<PutItem> items, uint64_t ttl_ms) override {
-    if (items.size() > kMaxBatchItems) return TooManyItems(items.size());
+    if (items.size() > kMaxBatchItems) return TooManyBatchItems(items.size());
     for (const PutItem& it : items)
       if (it.src == nullptr && it.len != 0) return FailAll(items, InvalidArgument("an item's source is NULL"));
     if (items.empty()) return Status::Ok();
