@@ -368,6 +368,44 @@ void ShmServer::Serve(Conn* c) {
       w.u64(offset_of(v.data));
       w.u64(v.size);
     };
+    // A reservation for a store of this connection (the admission and the
+    // metrics of a refusal are the caller's).
+    auto begin_store = [&](NamespaceState& ns, const uint8_t* key, uint32_t shard, uint64_t ttl,
+                           const BlockKey* parent, Reservation* res) {
+      StoreParams p;
+      p.ttl_ms = ttl;
+      p.tenant = caller.tenant;
+      p.write_through = options_.write_through && cache_.ssd() != nullptr;
+      p.parent = parent;
+      return cache_.BeginStore(ns, KeyFrom(key), shard, p, res);
+    };
+    // Holds a reservation on this connection; answers its id, arena offset
+    // and size.
+    auto hold = [&](const Reservation& res) {
+      const uint64_t id = next_reservation++;
+      w.u64(id);
+      w.u64(offset_of(res.data));
+      w.u64(res.size);
+      reservations.emplace(id, res);
+    };
+    // Ends a reservation taken off this connection: committed when `commit`
+    // and the write fence (`admit`) allows, aborted otherwise; a commit's
+    // outcome is counted.
+    auto finish_store = [&](Reservation res, bool commit, const Status& admit) {
+      if (!commit) {
+        cache_.Abort(res);
+        return Status::Ok();
+      }
+      const uint64_t size = res.size;
+      Status cs = admit;
+      if (cs.ok()) {
+        cs = cache_.Commit(res);
+      } else {
+        cache_.Abort(res);
+      }
+      if (options_.metrics) options_.metrics->CountStore(caller.tenant, cs.code(), size);
+      return cs;
+    };
     if (h.op == 0 || h.op > shm::kMaxOp || h.length > shm::kMaxFrameBytes) {
       // The framing cannot be trusted any more: answer, then hang up.
       status(InvalidArgument(h.length > shm::kMaxFrameBytes
@@ -618,26 +656,17 @@ void ShmServer::Serve(Conn* c) {
                                    " reservations; commit or abort some first"));
             break;
           }
-          BlockKey parent = KeyFrom(pp);
-          StoreParams p;
-          p.ttl_ms = ttl;
-          p.tenant = caller.tenant;
-          p.write_through = options_.write_through && cache_.ssd() != nullptr;
-          if (has_parent) p.parent = &parent;
+          const BlockKey parent = KeyFrom(pp);
           Reservation res;
           Status st = options_.admit_write ? options_.admit_write(0) : Status::Ok();
-          if (st.ok()) st = cache_.BeginStore(**ns, KeyFrom(kp), shard, p, &res);
+          if (st.ok()) st = begin_store(**ns, kp, shard, ttl, has_parent ? &parent : nullptr, &res);
           if (!st.ok()) {
             if (options_.metrics) options_.metrics->CountStore(caller.tenant, st.code(), 0);
             status(st);
             break;
           }
-          const uint64_t id = next_reservation++;
           status(Status::Ok());
-          w.u64(id);
-          w.u64(offset_of(res.data));
-          w.u64(res.size);
-          reservations.emplace(id, res);
+          hold(res);
           break;
         }
         case shm::kStoreCommit:
@@ -655,21 +684,10 @@ void ShmServer::Serve(Conn* c) {
           }
           Reservation res = it->second;
           reservations.erase(it);
-          if (h.op == shm::kStoreCommit) {
-            const uint64_t size = res.size;
-            // The fence again: the node may have lost its lease meanwhile.
-            Status cs = options_.admit_write ? options_.admit_write(0) : Status::Ok();
-            if (cs.ok()) {
-              cs = cache_.Commit(res);
-            } else {
-              cache_.Abort(res);
-            }
-            if (options_.metrics) options_.metrics->CountStore(caller.tenant, cs.code(), size);
-            status(cs);
-          } else {
-            cache_.Abort(res);
-            status(Status::Ok());
-          }
+          const bool commit = h.op == shm::kStoreCommit;
+          // The fence again: the node may have lost its lease meanwhile.
+          const Status admit = commit && options_.admit_write ? options_.admit_write(0) : Status::Ok();
+          status(finish_store(res, commit, admit));
           break;
         }
         case shm::kLoadBatch: {
@@ -769,12 +787,7 @@ void ShmServer::Serve(Conn* c) {
             } else if (reservations.size() >= shm::kMaxReservationsPerConnection) {
               st = Status(Code::kNoSpace, "too many reservations");
             } else {
-              StoreParams p;
-              p.ttl_ms = ttl;
-              p.tenant = caller.tenant;
-              p.write_through = options_.write_through && cache_.ssd() != nullptr;
-              if (has_parent) p.parent = &parent;
-              st = cache_.BeginStore(**ns, KeyFrom(it), shard, p, &res);
+              st = begin_store(**ns, it, shard, ttl, has_parent ? &parent : nullptr, &res);
             }
             w.i32(static_cast<int32_t>(st.code()));
             if (!st.ok()) {
@@ -784,11 +797,7 @@ void ShmServer::Serve(Conn* c) {
               w.u64(0);
               continue;
             }
-            const uint64_t id = next_reservation++;
-            w.u64(id);
-            w.u64(offset_of(res.data));
-            w.u64(res.size);
-            reservations.emplace(id, res);
+            hold(res);
           }
           break;
         }
@@ -824,20 +833,7 @@ void ShmServer::Serve(Conn* c) {
             }
             Reservation res = it->second;
             reservations.erase(it);
-            Status cs = Status::Ok();
-            if (!commit) {
-              cache_.Abort(res);
-            } else {
-              const uint64_t size = res.size;
-              if (admit.ok()) {
-                cs = cache_.Commit(res);
-              } else {
-                cs = admit;
-                cache_.Abort(res);
-              }
-              if (options_.metrics) options_.metrics->CountStore(caller.tenant, cs.code(), size);
-            }
-            w.i32(static_cast<int32_t>(cs.code()));
+            w.i32(static_cast<int32_t>(finish_store(res, commit, admit).code()));
           }
           break;
         }
