@@ -18,39 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "kvc.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static long store_calls(const char *addr) {
-  static char buf[1 << 20];
-  char host[64], req[256];
-  const char *colon = strrchr(addr, ':'), *p;
-  struct sockaddr_in a;
-  size_t len = 0;
-  ssize_t n;
-  int fd;
-  if (!colon || (size_t)(colon - addr) >= sizeof host) return -1;
-  memcpy(host, addr, (size_t)(colon - addr));
-  host[colon - addr] = 0;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)atoi(colon + 1));
-  inet_pton(AF_INET, host, &a.sin_addr);
-  fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return -1;
-  snprintf(req, sizeof req, "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", addr);
-  if (write(fd, req, strlen(req)) < 0) return -1;
-  while (len + 1 < sizeof buf && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)n;
-  buf[len] = 0;
-  close(fd);
-  p = strstr(buf, "kvc_request_duration_seconds_count{rpc=\"Store\"} ");
-  return p ? strtol(p + strlen("kvc_request_duration_seconds_count{rpc=\"Store\"} "), NULL, 10) : -1;
-}
 
 static long remote_stat(kvc_cache *c, const char *name) {
   char *json = NULL, pat[64];
@@ -143,7 +112,7 @@ int main(int argc, char **argv) {
   }
   src = malloc((size_t)kib << 10);
   for (j = 0; j < kib << 10; j++) src[j] = (uint8_t)(j * 7);
-  before = store_calls(metrics);
+  before = rpc_calls(metrics, "Store");
   t0 = now_s();
   for (i = 0; i < blocks;) {
     for (j = 0; j < per_round && i < blocks; j++, i++) {
@@ -164,7 +133,7 @@ int main(int argc, char **argv) {
     }
   }
   t = now_s() - t0;
-  after = store_calls(metrics);
+  after = rpc_calls(metrics, "Store");
   printf("{\"block_kib\":%ld,\"blocks\":%ld,\"per_round\":%ld,\"transport\":\"%s\",\"sends\":%ld,"
          "\"dropped\":%ld,\"failures\":%ld,\"store_calls\":%ld,\"calls_per_block\":%.4f,\"seconds\":%.4f,"
          "\"gbps\":%.3f}\n",
