@@ -516,12 +516,10 @@ grpc::ByteBuffer ChunkBuffer(uint64_t offset, const uint8_t* data, uint64_t n) {
     PutVarint(&inner, offset);
   }
   if (n > 0) {
-    inner.push_back(static_cast<char>((2 << 3) | 2));
-    PutVarint(&inner, n);
+    PutLengthPrefix(&inner, 2, n);
   }
   std::string head;
-  head.push_back(static_cast<char>((2 << 3) | 2));
-  PutVarint(&head, inner.size() + n);
+  PutLengthPrefix(&head, 2, inner.size() + n);
   head += inner;
   grpc::Slice parts[2] = {grpc::Slice(head), grpc::Slice(data, n)};
   return grpc::ByteBuffer(parts, n > 0 ? 2 : 1);
@@ -788,24 +786,20 @@ Status GrpcNodeClient::PutBatch(const NodeNamespace& ns, uint32_t shard, std::sp
         const std::string bs = b->SerializeAsString();
         const uint64_t n = items[j].len;
         std::string body;  // StoreBlock's fields but the data's bytes
-        body.push_back(static_cast<char>((1 << 3) | 2));
-        PutVarint(&body, bs.size());
+        PutLengthPrefix(&body, 1, bs.size());
         body += bs;
         if (n > 0) {
-          body.push_back(static_cast<char>((2 << 3) | 2));
-          PutVarint(&body, n);
+          PutLengthPrefix(&body, 2, n);
         }
         std::string h;
-        h.push_back(static_cast<char>((1 << 3) | 2));
-        PutVarint(&h, body.size() + n);
+        PutLengthPrefix(&h, 1, body.size() + n);
         h += body;
         inner += h.size() + n;
         data += n;
         heads.push_back(std::move(h));
       }
       std::string outer;
-      outer.push_back(static_cast<char>((4 << 3) | 2));
-      PutVarint(&outer, inner);
+      PutLengthPrefix(&outer, 4, inner);
       for (size_t k = i; k < j; ++k) {
         parts.emplace_back(k == i ? outer + heads[0] : heads[k - i]);
         if (items[k].len > 0) parts.emplace_back(items[k].src, items[k].len);

@@ -557,8 +557,7 @@ bool WriteView(grpc::ServerContext* ctx, NodeService::LoadStream* stream, const 
     grpc::Slice parts[3];
     size_t n_parts = 1;
     if (n > 0) {  // proto3 leaves an empty bytes field out
-      h.push_back(static_cast<char>((4 << 3) | 2));
-      PutVarint(&h, n);
+      PutLengthPrefix(&h, 4, n);
       pin->refs.fetch_add(1, std::memory_order_relaxed);
       parts[1] = grpc::Slice(const_cast<uint8_t*>(v.data) + off, n, Unpin, pin);
       n_parts = 2;
@@ -626,20 +625,17 @@ class ItemPacker {
       body.push_back(static_cast<char>((1 << 3) | 0));
       PutVarint(&body, index);
     }
-    body.push_back(static_cast<char>((2 << 3) | 2));  // a set message field goes out even when empty
-    PutVarint(&body, rb.size());
+    PutLengthPrefix(&body, 2, rb.size());  // a set message field goes out even when empty
     body += rb;
     if (total != 0) {
       body.push_back(static_cast<char>((3 << 3) | 0));
       PutVarint(&body, total);
     }
     if (n > 0) {
-      body.push_back(static_cast<char>((4 << 3) | 2));
-      PutVarint(&body, n);
+      PutLengthPrefix(&body, 4, n);
     }
     std::string h;
-    h.push_back(static_cast<char>((6 << 3) | 2));
-    PutVarint(&h, body.size() + n);
+    PutLengthPrefix(&h, 6, body.size() + n);
     return h + body;
   }
 

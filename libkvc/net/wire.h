@@ -124,6 +124,14 @@ inline void PutVarint(std::string* out, uint64_t v) {
   out->push_back(static_cast<char>(v));
 }
 
+// Appends the key of length-delimited field `field` (wire type 2) and the
+// length that follows it: what protobuf writes before a bytes, string or
+// message field's `len` bytes.
+inline void PutLengthPrefix(std::string* out, uint32_t field, uint64_t len) {
+  PutVarint(out, (static_cast<uint64_t>(field) << 3) | 2);
+  PutVarint(out, len);
+}
+
 }  // namespace kvc::net
 
 #endif  // KVC_NET_WIRE_H_
